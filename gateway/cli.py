@@ -1,0 +1,219 @@
+"""``depin-gateway``: the command line (DESIGN section 5).
+
+Every user mistake is one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from gateway import __version__
+from gateway.config import Config, load_config
+from gateway.errors import ConfigError, GatewayError
+
+__all__ = ["main"]
+
+DEFAULT_CONFIG = "/etc/depin-gateway/gateway.toml"
+EXIT_USAGE = 2
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(args.config)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from gateway.config_template import render_config
+    from gateway.keys import create_identity, create_owner_key, format_owner_public, parse_owner_public
+
+    config_path = Path(args.config)
+    state_dir = Path(args.state_dir or "/var/lib/depin-gateway").expanduser()
+    if not state_dir.is_absolute():
+        state_dir = Path.cwd() / state_dir
+    identity = state_dir / "identity.key"
+    if config_path.exists():
+        print(f"config {config_path} exists; leaving it as it is", file=sys.stderr)
+    owner_keys: list[str] = []
+    if args.owner_pub:
+        parse_owner_public(args.owner_pub)
+        owner_keys.append(args.owner_pub.strip())
+    elif not (state_dir / "owner.key").exists():
+        owner = create_owner_key(state_dir / "owner.key")
+        owner_keys.append(format_owner_public(owner.public_key))
+        print(f"created owner key {state_dir / 'owner.key'} (keep a copy: it decrypts your data)")
+    if identity.exists():
+        print(f"identity {identity} exists; never overwritten")
+    else:
+        key = create_identity(identity)
+        print(f"created identity {identity} ({key.verify_key.encode().hex()[:16]}...)")
+    if not config_path.exists():
+        if not owner_keys and (state_dir / "owner.key").exists():
+            from gateway.keys import load_owner_secret
+
+            owner_keys.append(format_owner_public(load_owner_secret(state_dir / "owner.key").public_key))
+        config_path.parent.mkdir(parents=True, exist_ok=True)
+        gateway_id = args.id or os.uname().nodename.split(".")[0].replace(" ", "-") or "gateway"
+        config_path.write_text(render_config(gateway_id, str(state_dir), owner_keys, args.mqtt_port))
+        print(f"wrote {config_path}")
+    load_config(config_path)  # what we wrote must be valid
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from gateway.daemon import run
+
+    config = _config(args)
+    logging.basicConfig(level=logging.INFO if not args.quiet else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    return run(config)
+
+
+def fetch_status(config: Config) -> dict[str, Any]:
+    url = f"http://{_http_host(config.status.host)}:{config.status.port}/status"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (our own loopback URL)
+            data: dict[str, Any] = json.load(response)
+            return data
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise GatewayError(f"no running gateway answers at {url} ({exc}); is it started?") from None
+
+
+def _http_host(host: str) -> str:
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status = fetch_status(_config(args))
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    print(f"gateway   {status['gateway_id']}  v{status['version']}  up {status['uptime_s']:.0f}s")
+    print(f"key       {status['public_key']}")
+    print(f"readings  {status['readings_total']} durable, {status['spool_pending']} not yet sealed")
+    print(f"batches   {status['batches_sealed']} sealed, {status['batches_durable']} durable")
+    disk = status.get("disk", {})
+    if disk:
+        print(f"disk      {disk['used']} of {disk['budget']} bytes"
+              f"{'  BACKPRESSURE' if status['backpressure'] else ''}")  # fmt: skip
+    for name, source in status.get("sources", {}).items():
+        state = "connected" if source.get("connected") else "DISCONNECTED"
+        print(f"source    {name}: {state}, {source.get('received', 0)} received")
+    for component, error in status.get("last_error", {}).items():
+        print(f"error     {component}: {error}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from gateway.restore_local import restore_local
+
+    out_path = Path(args.out)
+    tmp = out_path.with_name(out_path.name + ".partial")
+    with open(tmp, "w", encoding="utf-8") as out:
+        summary = restore_local(_config(args), out, owner_key=args.owner_key)
+    tmp.replace(out_path)
+    print(f"restored {summary.readings} readings from {summary.batches} batches to {out_path}"
+          f" ({summary.duplicates} redelivered duplicates skipped)", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def cmd_owner_key(args: argparse.Namespace) -> int:
+    from gateway.keys import create_owner_key, format_owner_public
+
+    key = create_owner_key(Path(args.out))
+    print(format_owner_public(key.public_key))
+    return 0
+
+
+def cmd_piece_cid(args: argparse.Namespace) -> int:
+    from gateway.piece.cli import piece_cid_main
+
+    return piece_cid_main(args.files, args.json, sys.stdout)
+
+
+def cmd_drivers(args: argparse.Namespace) -> int:
+    from drivers.cli import drivers_main
+
+    return drivers_main(args.action, args.driver, args.hex, args.option or [], sys.stdout)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    return run_demo(duration=args.duration, workdir=args.workdir, rate=args.rate)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="depin-gateway", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"depin-gateway {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], help_text: str,
+            config: bool = True) -> argparse.ArgumentParser:  # fmt: skip
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if config:
+            p.add_argument("--config", default=DEFAULT_CONFIG, help="config file (TOML)")
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add("init", cmd_init, "write a commented config and a new identity key")
+    p.add_argument("--state-dir", help="state directory (default /var/lib/depin-gateway)")
+    p.add_argument("--owner-pub", help="owner X25519 public key (x25519:...) that can decrypt")
+    p.add_argument("--id", help="gateway id (default: host name)")
+    p.add_argument("--mqtt-port", type=int, default=1883, help=argparse.SUPPRESS)
+    p = add("run", cmd_run, "run the gateway daemon")
+    p.add_argument("--quiet", action="store_true", help="log warnings and errors only")
+    p = add("status", cmd_status, "status of the running gateway")
+    p.add_argument("--json", action="store_true", help="machine-readable JSON")
+    p = add("restore", cmd_restore, "write every reading as JSON lines")
+    p.add_argument("--out", required=True, help="output file (JSON lines)")
+    p.add_argument("--owner-key", help="owner secret key file (default: the state dir's owner.key)")
+    p = add("owner-key", cmd_owner_key, "create an owner key pair (X25519)", config=False)
+    p.add_argument("--out", required=True, help="secret key file to create (mode 0600)")
+    p = add("piece-cid", cmd_piece_cid, "payload size, padded size and piece CIDs of files",
+            config=False)  # fmt: skip
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="one JSON object per file")
+    p = add("drivers", cmd_drivers, "list sensor drivers or decode one frame", config=False)
+    p.add_argument("action", choices=["list", "decode"])
+    p.add_argument("driver", nargs="?", help="driver name (for decode)")
+    p.add_argument("hex", nargs="?", help="frame as hex (for decode)")
+    p.add_argument("--option", action="append", metavar="K=V", help="driver option (repeatable)")
+    p = add("demo", cmd_demo, "run the whole system locally and check a restore", config=False)
+    p.add_argument("--duration", type=float, default=60.0, help="seconds of sensor traffic")
+    p.add_argument("--rate", type=float, default=200.0, help="readings per second in total")
+    p.add_argument("--workdir", help="where to keep the demo state (default: a temp dir)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.handler(args)
+    except ConfigError as exc:
+        print(f"depin-gateway: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except GatewayError as exc:
+        print(f"depin-gateway: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 1
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,518 @@
+"""The gateway's TOML configuration: parsed and validated once, then immutable.
+
+``load_config(path)`` / ``config_from_string(text)`` return a ``Config`` or raise ``ConfigError``
+naming the key (``mqtt.port``) and the fix. Validation has two passes: each section on its own,
+then rules across sections (two serial entries on one port, watermarks in order). Unknown keys are
+errors with a "did you mean" hint, because a typo silently ignored is a setting silently lost.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gateway.errors import ConfigError
+from gateway.units import parse_duration, parse_size
+
+__all__ = [
+    "BatchConfig",
+    "Config",
+    "FleetConfig",
+    "GatewayConfig",
+    "MqttConfig",
+    "OwnerConfig",
+    "ProvingConfig",
+    "SerialConfig",
+    "SpoolConfig",
+    "StatusConfig",
+    "StorageConfig",
+    "TopicRule",
+    "config_from_string",
+    "load_config",
+]
+
+T = TypeVar("T")
+PAYLOAD_FORMATS = ("any", "json", "utf8")
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    id: str
+    state_dir: Path
+    disk_budget: int
+    high_watermark: float
+    low_watermark: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolConfig:
+    segment_size: int
+    commit_interval: float
+    commit_max_readings: int
+    dedup_window: int
+
+
+@dataclass(frozen=True, slots=True)
+class TopicRule:
+    """A subscription: an MQTT topic filter and the payload format readings on it must have."""
+
+    filter: str
+    format: str = "any"
+
+
+@dataclass(frozen=True, slots=True)
+class MqttConfig:
+    enabled: bool
+    host: str
+    port: int
+    client_id: str
+    topics: tuple[TopicRule, ...]
+    qos: int
+    keepalive: int
+    session_expiry: int
+    receive_maximum: int
+    max_payload: int
+    quarantine_size: int
+    username: str | None
+    password: str | None
+    tls: bool
+    ca_file: Path | None
+    cert_file: Path | None
+    key_file: Path | None
+    reconnect_min: float
+    reconnect_max: float
+
+
+@dataclass(frozen=True, slots=True)
+class SerialConfig:
+    name: str
+    port: str
+    driver: str
+    baudrate: int
+    parity: str
+    options: Mapping[str, str]
+    reopen_max: float
+
+
+@dataclass(frozen=True, slots=True)
+class BatchConfig:
+    max_readings: int
+    max_bytes: int
+    max_age: float
+    zstd_level: int
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerConfig:
+    public_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    nodes: tuple[str, ...]
+    data_fragments: int
+    parity_fragments: int
+    deal_duration: float
+    max_price: int
+    budget: int
+    allow_same_node: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProvingConfig:
+    interval: float
+    challenges: int
+
+
+@dataclass(frozen=True, slots=True)
+class StatusConfig:
+    listen: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class FleetConfig:
+    broker: str | None
+    heartbeat_interval: float
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path | None
+    gateway: GatewayConfig
+    spool: SpoolConfig
+    mqtt: MqttConfig
+    serial: tuple[SerialConfig, ...]
+    batch: BatchConfig
+    owner: OwnerConfig
+    storage: StorageConfig
+    proving: ProvingConfig
+    status: StatusConfig
+    fleet: FleetConfig = field(default_factory=lambda: FleetConfig(None, 60.0))
+
+    @property
+    def state_dir(self) -> Path:
+        return self.gateway.state_dir
+
+
+class _Table:
+    """One TOML table being validated: typed getters that name the key on error."""
+
+    def __init__(self, prefix: str, data: Any, known: tuple[str, ...]) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(prefix, "must be a table", f"write it as [{prefix}]")
+        self.prefix = prefix
+        self.data: dict[str, Any] = data
+        for key in data:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else "known: " + ", ".join(known)
+                raise ConfigError(self.key(key), "unknown key", hint)
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def _typed(self, name: str, default: T, kind: type | tuple[type, ...], what: str) -> T:
+        value = self.data.get(name, default)
+        if isinstance(value, bool) and kind is not bool and bool not in _as_tuple(kind):
+            raise ConfigError(self.key(name), f"expected {what}, got a boolean")
+        if not isinstance(value, kind):
+            raise ConfigError(self.key(name), f"expected {what}, got {type(value).__name__}")
+        return value  # type: ignore[return-value]
+
+    def string(self, name: str, default: str) -> str:
+        return self._typed(name, default, str, "a string")
+
+    def optional_string(self, name: str) -> str | None:
+        if name not in self.data:
+            return None
+        return self.string(name, "")
+
+    def boolean(self, name: str, default: bool) -> bool:
+        return self._typed(name, default, bool, "true or false")
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        value = self._typed(name, default, int, "an integer")
+        if not low <= value <= high:
+            raise ConfigError(self.key(name), f"{value} is out of range", f"use {low}..{high}")
+        return value
+
+    def number(self, name: str, default: float, low: float, high: float) -> float:
+        value = float(self._typed(name, default, (int, float), "a number"))
+        if not low <= value <= high:
+            raise ConfigError(self.key(name), f"{value} is out of range", f"use {low}..{high}")
+        return value
+
+    def _parsed(self, name: str, default: Any, parse: Callable[[Any], T], example: str) -> T:
+        try:
+            return parse(self.data.get(name, default))
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(self.key(name), str(exc), f"for example {name} = {example}") from None
+
+    def duration(self, name: str, default: str, minimum: float = 0.0) -> float:
+        value = self._parsed(name, default, parse_duration, '"60s"')
+        if value < minimum:
+            raise ConfigError(self.key(name), f"{value}s is too short", f"use at least {minimum}s")
+        return value
+
+    def size(self, name: str, default: str | int, minimum: int = 0) -> int:
+        value = self._parsed(name, default, parse_size, '"512MiB"')
+        if value < minimum:
+            raise ConfigError(self.key(name), f"{value} bytes is too small", f"use >= {minimum}")
+        return value
+
+    def strings(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self.data.get(name, list(default))
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError(self.key(name), "expected a list of strings", 'e.g. ["a", "b"]')
+        return tuple(value)
+
+    def table(self, name: str, known: tuple[str, ...]) -> _Table:
+        return _Table(self.key(name), self.data.get(name, {}), known)
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _gateway(root: _Table, base: Path) -> GatewayConfig:
+    t = root.table("gateway", ("id", "state_dir", "disk_budget", "high_watermark", "low_watermark"))
+    gateway_id = t.string("id", "gateway")
+    if not gateway_id or any(c in gateway_id for c in "/+#\0 "):
+        raise ConfigError(t.key("id"), f"{gateway_id!r} cannot be used in MQTT topics",
+                          "use letters, digits, '-' and '_'")  # fmt: skip
+    state_dir = Path(t.string("state_dir", "/var/lib/depin-gateway")).expanduser()
+    return GatewayConfig(
+        id=gateway_id,
+        state_dir=state_dir if state_dir.is_absolute() else base / state_dir,
+        disk_budget=t.size("disk_budget", "512MiB", minimum=64 * 1024),
+        high_watermark=t.number("high_watermark", 0.95, 0.1, 1.0),
+        low_watermark=t.number("low_watermark", 0.85, 0.05, 1.0),
+    )
+
+
+def _spool(root: _Table) -> SpoolConfig:
+    t = root.table("spool", ("segment_size", "commit_interval", "commit_max_readings",
+                             "dedup_window"))  # fmt: skip
+    return SpoolConfig(
+        segment_size=t.size("segment_size", "16MiB", minimum=4096),
+        commit_interval=t.duration("commit_interval", "10ms"),
+        commit_max_readings=t.integer("commit_max_readings", 2000, 1, 1_000_000),
+        dedup_window=t.integer("dedup_window", 100_000, 0, 10_000_000),
+    )
+
+
+def _topic_rules(t: _Table) -> tuple[TopicRule, ...]:
+    raw = t.data.get("topics", ["sensors/#"])
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(t.key("topics"), "expected a non-empty list",
+                          'e.g. topics = ["sensors/#"] or [{filter = "sensors/#", format = "json"}]')  # fmt: skip
+    rules = []
+    for index, item in enumerate(raw):
+        where = f"{t.key('topics')}[{index}]"
+        if isinstance(item, str):
+            item = {"filter": item}
+        rule = _Table(where, item, ("filter", "format"))
+        topic_filter = rule.string("filter", "")
+        _check_filter(rule.key("filter"), topic_filter)
+        fmt = rule.string("format", "any")
+        if fmt not in PAYLOAD_FORMATS:
+            raise ConfigError(rule.key("format"), f"unknown format {fmt!r}",
+                              "use one of: " + ", ".join(PAYLOAD_FORMATS))  # fmt: skip
+        rules.append(TopicRule(topic_filter, fmt))
+    return tuple(rules)
+
+
+def _check_filter(key: str, topic_filter: str) -> None:
+    """MQTT 3.1.1 section 4.7: '#' only last and alone in its level, '+' alone in its level."""
+    levels = topic_filter.split("/")
+    ok = "\0" not in topic_filter
+    for position, level in enumerate(levels):
+        if "#" in level and (level != "#" or position != len(levels) - 1):
+            ok = False
+        if "+" in level and level != "+":
+            ok = False
+    if not ok or not topic_filter:
+        raise ConfigError(key, f"{topic_filter!r} is not a valid MQTT topic filter",
+                          "'#' must be last and alone in its level, '+' alone in its level")  # fmt: skip
+
+
+def _mqtt(root: _Table, gateway_id: str, base: Path) -> MqttConfig:
+    t = root.table("mqtt", (
+        "enabled", "host", "port", "client_id", "topics", "qos", "keepalive", "session_expiry",
+        "receive_maximum", "max_payload", "quarantine_size", "username", "password",
+        "password_file", "tls", "ca_file", "cert_file", "key_file", "reconnect_min",
+        "reconnect_max",
+    ))  # fmt: skip
+    password = t.optional_string("password")
+    password_file = t.optional_string("password_file")
+    if password_file is not None:
+        if password is not None:
+            raise ConfigError(t.key("password_file"), "both password and password_file are set",
+                              "keep only one")  # fmt: skip
+        try:
+            password = (base / password_file).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(t.key("password_file"), f"cannot read {password_file}: {exc.strerror}",
+                              "check the path and its permissions") from None  # fmt: skip
+
+    def path(name: str) -> Path | None:
+        value = t.optional_string(name)
+        return None if value is None else base / Path(value).expanduser()
+
+    reconnect_min = t.duration("reconnect_min", "1s", minimum=0.01)
+    return MqttConfig(
+        enabled=t.boolean("enabled", True),
+        host=t.string("host", "127.0.0.1"),
+        port=t.integer("port", 1883, 1, 65535),
+        client_id=t.string("client_id", f"depin-gateway-{gateway_id}"),
+        topics=_topic_rules(t),
+        qos=t.integer("qos", 1, 1, 2),
+        keepalive=int(t.duration("keepalive", "30s", minimum=5)),
+        session_expiry=int(t.duration("session_expiry", "7d", minimum=60)),
+        receive_maximum=t.integer("receive_maximum", 1000, 1, 65535),
+        max_payload=t.size("max_payload", "256KiB", minimum=16),
+        quarantine_size=t.size("quarantine_size", "16MiB", minimum=0),
+        username=t.optional_string("username"),
+        password=password,
+        tls=t.boolean("tls", False),
+        ca_file=path("ca_file"),
+        cert_file=path("cert_file"),
+        key_file=path("key_file"),
+        reconnect_min=reconnect_min,
+        reconnect_max=max(reconnect_min, t.duration("reconnect_max", "30s")),
+    )
+
+
+def _serial(root: _Table) -> tuple[SerialConfig, ...]:
+    from drivers.registry import names
+
+    raw = root.data.get("serial", [])
+    if not isinstance(raw, list):
+        raise ConfigError("serial", "expected [[serial]] tables", "write each port as [[serial]]")
+    entries = []
+    for index, item in enumerate(raw):
+        t = _Table(f"serial[{index}]", item, ("name", "port", "driver", "baudrate", "parity",
+                                              "options", "reopen_max"))  # fmt: skip
+        driver = t.string("driver", "")
+        if driver not in names():
+            raise ConfigError(t.key("driver"), f"unknown driver {driver!r}",
+                              "one of: " + ", ".join(names()))  # fmt: skip
+        port = t.string("port", "")
+        if not port:
+            raise ConfigError(t.key("port"), "missing", 'e.g. port = "/dev/serial/by-id/usb-..."')
+        options = t.data.get("options", {})
+        if not isinstance(options, dict):
+            raise ConfigError(t.key("options"), "expected a table", "e.g. options = {mode = \"passive\"}")
+        parity = t.string("parity", "N").upper()
+        if parity not in ("N", "E", "O"):
+            raise ConfigError(t.key("parity"), f"{parity!r} is not a parity", "use N, E or O")
+        entries.append(SerialConfig(
+            name=t.string("name", f"serial{index}"),
+            port=port,
+            driver=driver,
+            baudrate=t.integer("baudrate", 0, 0, 4_000_000),
+            parity=parity,
+            options={str(k): str(v).lower() if isinstance(v, bool) else str(v)
+                     for k, v in options.items()},
+            reopen_max=t.duration("reopen_max", "30s", minimum=0.05),
+        ))  # fmt: skip
+    return tuple(entries)
+
+
+def _batch(root: _Table) -> BatchConfig:
+    t = root.table("batch", ("max_readings", "max_bytes", "max_age", "zstd_level"))
+    return BatchConfig(
+        max_readings=t.integer("max_readings", 10_000, 1, 10_000_000),
+        max_bytes=t.size("max_bytes", "4MiB", minimum=1024),
+        max_age=t.duration("max_age", "5m", minimum=0.1),
+        zstd_level=t.integer("zstd_level", 9, 1, 22),
+    )
+
+
+def _owner(root: _Table) -> OwnerConfig:
+    from gateway.errors import KeyMaterialError
+    from gateway.keys import parse_owner_public
+
+    t = root.table("owner", ("public_keys",))
+    keys = t.strings("public_keys", ())
+    for index, key in enumerate(keys):
+        try:
+            parse_owner_public(key)
+        except KeyMaterialError as exc:
+            raise ConfigError(f"owner.public_keys[{index}]", exc.reason,
+                              "create one with: depin-gateway owner-key --out owner.key") from None  # fmt: skip
+    return OwnerConfig(keys)
+
+
+def _storage(root: _Table) -> StorageConfig:
+    t = root.table("storage", ("nodes", "data_fragments", "parity_fragments", "deal_duration",
+                               "max_price", "budget", "allow_same_node"))  # fmt: skip
+    return StorageConfig(
+        nodes=t.strings("nodes", ()),
+        data_fragments=t.integer("data_fragments", 4, 1, 128),
+        parity_fragments=t.integer("parity_fragments", 2, 0, 128),
+        deal_duration=t.duration("deal_duration", "180d", minimum=60),
+        max_price=t.integer("max_price", 10**12, 0, 2**63),
+        budget=t.integer("budget", 10**18, 0, 2**63),
+        allow_same_node=t.boolean("allow_same_node", False),
+    )
+
+
+def _proving(root: _Table) -> ProvingConfig:
+    t = root.table("proving", ("interval", "challenges"))
+    return ProvingConfig(t.duration("interval", "1h", minimum=1), t.integer("challenges", 5, 1, 64))
+
+
+def _status(root: _Table) -> StatusConfig:
+    t = root.table("status", ("listen",))
+    listen = t.string("listen", "127.0.0.1:8787")
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(t.key("listen"), f"{listen!r} is not host:port", 'e.g. "127.0.0.1:8787"')
+    return StatusConfig(listen, host.strip("[]") or "127.0.0.1", int(port))
+
+
+def _fleet(root: _Table) -> FleetConfig:
+    t = root.table("fleet", ("broker", "heartbeat_interval"))
+    return FleetConfig(t.optional_string("broker"), t.duration("heartbeat_interval", "60s", 1))
+
+
+def _cross_checks(config: Config) -> None:
+    """Rules that span sections (second pass)."""
+    g = config.gateway
+    if g.low_watermark >= g.high_watermark:
+        raise ConfigError("gateway.low_watermark", "must be below gateway.high_watermark",
+                          f"e.g. {round(g.high_watermark - 0.1, 2)}")  # fmt: skip
+    seen: dict[str, str] = {}
+    for entry in config.serial:
+        if entry.port in seen:
+            raise ConfigError(f"serial.{entry.name}.port",
+                              f"{entry.port} is already used by serial entry {seen[entry.port]!r}",
+                              "one driver per port")  # fmt: skip
+        seen[entry.port] = entry.name
+    names = [entry.name for entry in config.serial]
+    if len(set(names)) != len(names):
+        raise ConfigError("serial.name", "two [[serial]] entries share a name", "names must be unique")
+    if config.spool.segment_size * 4 > g.disk_budget:
+        raise ConfigError("spool.segment_size", "is more than a quarter of gateway.disk_budget",
+                          "lower spool.segment_size or raise the budget")  # fmt: skip
+    if not config.mqtt.enabled and not config.serial:
+        raise ConfigError("mqtt.enabled", "no source is configured",
+                          "enable [mqtt] or add a [[serial]] entry")  # fmt: skip
+
+
+_TOP = ("gateway", "spool", "mqtt", "serial", "batch", "owner", "storage", "proving", "status",
+        "fleet", "node")  # fmt: skip
+
+
+def config_from_string(text: str, path: Path | None = None) -> Config:
+    """Parse and validate a config; relative paths are resolved against the file's directory."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("", f"not valid TOML: {exc}", "check quotes and brackets on that line") from None
+    base = path.parent.resolve() if path else Path.cwd()
+    root = _Table("", data, _TOP)
+    gateway = _gateway(root, base)
+    config = Config(
+        path=path,
+        gateway=gateway,
+        spool=_spool(root),
+        mqtt=_mqtt(root, gateway.id, base),
+        serial=_serial(root),
+        batch=_batch(root),
+        owner=_owner(root),
+        storage=_storage(root),
+        proving=_proving(root),
+        status=_status(root),
+        fleet=_fleet(root),
+    )
+    _cross_checks(config)
+    return config
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("", f"{path} does not exist",
+                          "create one with: depin-gateway init --config " + str(path)) from None  # fmt: skip
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("", f"cannot read {path}: {exc}", "check the path and permissions") from None
+    return config_from_string(text, path)
+
+
+def raw_table(config: Config, name: str) -> Mapping[str, Any]:
+    """Sections owned by other components (e.g. [node]) that validate themselves."""
+    if config.path is None:
+        return {}
+    data = tomllib.loads(config.path.read_text(encoding="utf-8"))
+    table = data.get(name, {})
+    return table if isinstance(table, dict) else {}

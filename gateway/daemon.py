@@ -1,0 +1,222 @@
+"""The gateway daemon (``depin-gateway run``): wires the stages of the data path together.
+
+    sources (MQTT, serial) -> IngestSink -> Spool            (gateway/ingest, gateway/spool)
+    status HTTP: /status /metrics /healthz                   (gateway/status_http.py)
+
+State directory layout::
+
+    <state_dir>/identity.key      Ed25519 identity (0600)
+    <state_dir>/spool/            write-ahead log segments + "released" watermark
+    <state_dir>/quarantine/       rejected messages, bounded
+    <state_dir>/daemon.json       small state (started count), written atomically
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from gateway import __version__
+from gateway.budget import DiskBudget
+from gateway.clock import Clock, SystemClock
+from gateway.config import Config
+from gateway.errors import GatewayError, KeyMaterialError, StorageError
+from gateway.ingest.mqtt import MqttIngest
+from gateway.ingest.sink import IngestSink
+from gateway.keys import format_gateway_public, load_identity
+from gateway.sdnotify import notify, watchdog_interval
+from gateway.spool import Spool
+from gateway.status import StatusSnapshot
+
+__all__ = ["Gateway", "run"]
+
+log = logging.getLogger(__name__)
+
+
+def identity_path(config: Config) -> Path:
+    return config.state_dir / "identity.key"
+
+
+class Gateway:
+    """Owns every component; ``snapshot()`` is safe to call from the event loop at any time."""
+
+    def __init__(self, config: Config, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.started = time.monotonic()
+        state = config.state_dir
+        try:
+            state.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(str(state), f"cannot create state directory: {exc.strerror}") from exc
+        if not identity_path(config).exists():
+            raise KeyMaterialError(str(identity_path(config)),
+                                   "no identity key; run: depin-gateway init --config "
+                                   + str(config.path or "CONFIG"))  # fmt: skip
+        self.identity = load_identity(identity_path(config))
+        self.public_key = format_gateway_public(self.identity.verify_key)
+        self.spool = Spool(state / "spool", config.spool.segment_size)
+        self.quarantine = Spool(state / "quarantine", max(4096, config.mqtt.quarantine_size // 4))
+        self.budget = DiskBudget(
+            state,
+            config.gateway.disk_budget,
+            config.gateway.high_watermark,
+            config.gateway.low_watermark,
+            usage=self.disk_used,
+        )
+        self.sink = IngestSink(
+            self.spool,
+            self.quarantine,
+            self.budget,
+            self.clock,
+            commit_interval=config.spool.commit_interval,
+            commit_max=config.spool.commit_max_readings,
+            dedup_window=config.spool.dedup_window,
+            quarantine_size=config.mqtt.quarantine_size,
+        )
+        self.mqtt = MqttIngest(config.mqtt, self.sink) if config.mqtt.enabled else None
+        self.serial: list[Any] = []
+        self.extra_usage: list[Any] = []
+        self.errors: dict[str, str] = {}
+
+    def disk_used(self) -> int:
+        used = self.spool.bytes_on_disk + self.quarantine.bytes_on_disk
+        return used + sum(int(provider()) for provider in self.extra_usage)
+
+    def start(self) -> None:
+        self.sink.start()
+        if self.mqtt is not None:
+            self.mqtt.start()
+        for port in self.serial:
+            port.start()
+
+    def stop(self) -> None:
+        """Graceful: stop sources first, then make everything received durable and ack it."""
+        for port in self.serial:
+            port.stop()
+        if self.mqtt is not None:
+            self.sink.commit_now()
+            self.mqtt.stop()
+        self.sink.stop()
+        self.spool.close()
+        self.quarantine.close()
+
+    def snapshot(self) -> StatusSnapshot:
+        spool = self.spool.stats()
+        sink = self.sink.stats()
+        budget = self.budget.check()
+        sources: dict[str, Any] = {}
+        if self.mqtt is not None:
+            m = self.mqtt.stats()
+            sources["mqtt"] = {
+                "connected": m.connected,
+                "broker": f"{self.config.mqtt.host}:{self.config.mqtt.port}",
+                "received": m.received,
+                "connects": m.connects,
+                "disconnects": m.disconnects,
+                "rejected": m.rejected,
+                "receive_maximum": m.receive_maximum,
+                "last_error": m.last_error,
+            }
+        for port in self.serial:
+            sources[f"serial:{port.name}"] = port.stats()
+        last_errors = dict(self.errors)
+        if sink.last_error:
+            last_errors["spool"] = sink.last_error
+        for name, source in sources.items():
+            if source.get("last_error"):
+                last_errors[name] = source["last_error"]
+        clock_synced = bool(getattr(self.clock, "synced", False))
+        details = {
+            "clock": {"synced": clock_synced, "boot_id": self.clock.now().boot_id},
+            "sources": sources,
+            "spool": {
+                "pending": spool.pending,
+                "unflushed": spool.unflushed,
+                "bytes": spool.bytes_on_disk,
+                "segments": spool.segments,
+                "next_seq": spool.next_seq,
+                "released_upto": spool.released_upto,
+                "commits": sink.commits,
+                "damaged_bytes": spool.damaged_bytes,
+                "truncated_bytes": spool.truncated_bytes,
+            },
+            "duplicates_dropped": sink.duplicates,
+            "quarantine": {
+                "by_reason": sink.quarantined,
+                "bytes": self.quarantine.bytes_on_disk,
+                "dropped": sink.quarantine_dropped,
+            },
+            "disk": {
+                "used": budget.used,
+                "budget": budget.budget,
+                "fraction": round(budget.fraction, 4),
+                "filesystem_free": budget.filesystem_free,
+                "bytes_written": spool.bytes_written + self.quarantine.stats().bytes_written,
+                "fsyncs": spool.fsyncs,
+            },
+            "last_error": last_errors,
+        }
+        return StatusSnapshot(
+            gateway_id=self.config.gateway.id,
+            public_key=self.public_key,
+            version=__version__,
+            uptime_s=time.monotonic() - self.started,
+            readings_total=spool.next_seq - 1 - spool.unflushed,
+            spool_pending=spool.pending,
+            batches_sealed=0,
+            batches_durable=0,
+            quarantined=sum(sink.quarantined.values()),
+            backpressure=budget.backpressure,
+            ledger_head=None,
+            details=details,
+        )
+
+
+async def _serve(gateway: Gateway, stop: asyncio.Event) -> None:
+    from gateway.status_http import start_status_server
+
+    runner = await start_status_server(gateway.snapshot, gateway.config.status.host,
+                                       gateway.config.status.port)  # fmt: skip
+    notify("READY=1\nSTATUS=ingesting")
+    watchdog = watchdog_interval()
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=watchdog or 1.0)
+            gateway.budget.check()
+            if watchdog:
+                notify("WATCHDOG=1")
+    finally:
+        notify("STOPPING=1")
+        await runner.cleanup()
+
+
+def run(config: Config) -> int:
+    """Run until SIGTERM/SIGINT; a clean stop commits and acks everything received."""
+    gateway = Gateway(config)
+    gateway.start()
+    stop_file = config.state_dir / "daemon.json"
+    with contextlib.suppress(OSError):
+        previous = json.loads(stop_file.read_text()) if stop_file.exists() else {}
+        stop_file.write_text(json.dumps({"starts": int(previous.get("starts", 0)) + 1,
+                                         "pid": os.getpid()}))  # fmt: skip
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        loop.run_until_complete(_serve(gateway, stop))
+    except GatewayError:
+        raise
+    finally:
+        gateway.stop()
+        loop.close()
+    return 0

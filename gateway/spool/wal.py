@@ -1,0 +1,276 @@
+"""The spool: an append-only write-ahead log of readings, in segment files.
+
+Readings are added by ingest threads, then made durable together by ``commit`` (one ``write`` and
+one ``fdatasync`` per group); only then may the source be acknowledged. Segment states::
+
+    open (current, appended to) --rotate at segment_size--> closed --all released--> deleted
+
+``released`` (a sealed watermark, persisted atomically) marks readings that now live in sealed
+batches; a closed segment whose readings are all released is deleted. On open, the last segment's
+torn tail (a crash mid-write) is truncated and damaged regions elsewhere are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.errors import StorageError
+from gateway.reading import Reading, ReceiveTime
+from gateway.spool.record import SEGMENT_MAGIC, encode_fields, scan
+
+__all__ = ["Segment", "Spool", "SpoolStats"]
+
+_SUFFIX = ".seg"
+
+
+@dataclass(slots=True)
+class Segment:
+    path: Path
+    first_seq: int
+    last_seq: int  # first_seq - 1 while empty
+    size: int
+
+    @property
+    def count(self) -> int:
+        return self.last_seq - self.first_seq + 1
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolStats:
+    next_seq: int
+    released_upto: int
+    pending: int  # durable readings not yet released (sealed)
+    unflushed: int  # added but not yet durable
+    bytes_on_disk: int
+    bytes_written: int
+    fsyncs: int
+    segments: int
+    damaged_bytes: int
+    truncated_bytes: int
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` crash-safely (temp file, fsync, rename, fsync dir)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+class Spool:
+    """Thread-safe: ``add`` from any thread, ``commit`` from the one committer thread."""
+
+    def __init__(self, directory: Path, segment_size: int) -> None:
+        self.directory = directory
+        self.segment_size = segment_size
+        self._lock = threading.Lock()
+        self._pending = bytearray()
+        self._pending_count = 0
+        self._segments: list[Segment] = []
+        self._fd = -1
+        self._bytes_written = 0
+        self._fsyncs = 0
+        self._damaged = 0
+        self._truncated = 0
+        self._released = 0
+        self._next_seq = 1
+        self.tail: list[Reading] = []  # the newest readings found on open (dedup window rebuild)
+        self._recover()
+
+    # -- recovery ---------------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            released = self.directory / "released"
+            if released.exists():
+                self._released = int(released.read_text().strip() or "0")
+        except (OSError, ValueError) as exc:
+            raise StorageError(str(self.directory), f"cannot open spool: {exc}") from exc
+        paths = sorted(self.directory.glob("*" + _SUFFIX))
+        for index, path in enumerate(paths):
+            self._recover_segment(path, last=index == len(paths) - 1)
+        if self._segments and self._segments[-1].size < self.segment_size:
+            self._open_fd(self._segments[-1].path)
+        self._next_seq = max(self._next_seq, self._released + 1)
+
+    def _recover_segment(self, path: Path, *, last: bool) -> None:
+        data = path.read_bytes()
+        if not data.startswith(SEGMENT_MAGIC):
+            if len(data) < len(SEGMENT_MAGIC) and SEGMENT_MAGIC.startswith(data):
+                path.unlink()  # created but its header never made it to disk
+                return
+            raise StorageError(str(path), "not a spool segment (bad magic)")
+        found: list[tuple[int, Reading]] = []
+        result = scan(data, len(SEGMENT_MAGIC), found)
+        self._damaged += sum(d.end - d.start for d in result.damage)
+        if result.valid_end < len(data):
+            # Torn tail: a crash mid-write. Everything before it is whole and kept.
+            self._truncated += len(data) - result.valid_end
+            with open(path, "r+b") as handle:
+                handle.truncate(result.valid_end)
+                os.fsync(handle.fileno())
+        first = int(path.stem)
+        last_seq = found[-1][1].seq if found else first - 1
+        self._segments.append(Segment(path, first, last_seq, result.valid_end))
+        self._next_seq = max(self._next_seq, last_seq + 1)
+        if last:
+            self.tail = [reading for _, reading in found]
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def _open_fd(self, path: Path) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+    def _new_segment(self) -> None:
+        path = self.directory / f"{self._next_seq:020d}{_SUFFIX}"
+        self._open_fd(path)
+        os.write(self._fd, SEGMENT_MAGIC)
+        self._segments.append(Segment(path, self._next_seq, self._next_seq - 1, len(SEGMENT_MAGIC)))
+        _fsync_dir(self.directory)
+
+    def add(
+        self,
+        source: str,
+        topic: str,
+        time: ReceiveTime,
+        payload: bytes,
+        key: str | None = None,
+        decoded: str | None = None,
+    ) -> int:
+        """Queue a reading for the next commit; returns its sequence number."""
+        with self._lock:
+            seq = self._next_seq
+            self._next_seq += 1
+            self._pending += encode_fields(seq, source, topic, time, payload, key, decoded)
+            self._pending_count += 1
+            return seq
+
+    def commit(self) -> int:
+        """Write and fdatasync everything added so far; returns how many readings became durable.
+
+        On a write error (disk full) the segment is cut back to its last durable size and the
+        readings stay queued, so nothing half-written is ever acknowledged.
+        """
+        with self._lock:
+            data, count = self._pending, self._pending_count
+            self._pending, self._pending_count = bytearray(), 0
+            first_seq = self._next_seq - count
+        if not count:
+            return 0
+        try:
+            if self._fd < 0 or self._segments[-1].size >= self.segment_size:
+                self._new_segment()
+            segment = self._segments[-1]
+            os.write(self._fd, data)
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            self._undo(data, count)
+            raise StorageError(str(self.directory), f"spool write failed: {exc.strerror}") from exc
+        segment.size += len(data)
+        if segment.last_seq < segment.first_seq:
+            segment.first_seq = min(segment.first_seq, first_seq)
+        segment.last_seq = first_seq + count - 1
+        self._bytes_written += len(data)
+        self._fsyncs += 1
+        return count
+
+    def _undo(self, data: bytearray, count: int) -> None:
+        if self._segments and self._fd >= 0:
+            try:
+                os.ftruncate(self._fd, self._segments[-1].size)
+            except OSError:
+                pass  # the torn tail is truncated by recovery instead
+        with self._lock:
+            self._pending[0:0] = data
+            self._pending_count += count
+
+    # -- reading and releasing -------------------------------------------------------------
+
+    def readings(self, after: int | None = None) -> Iterator[Reading]:
+        """Durable readings with seq > ``after`` (default: the released watermark), in order."""
+        floor = self._released if after is None else after
+        for segment in list(self._segments):
+            if segment.last_seq <= floor:
+                continue
+            try:
+                data = segment.path.read_bytes()[: segment.size]
+            except FileNotFoundError:
+                continue  # released and deleted meanwhile
+            found: list[tuple[int, Reading]] = []
+            scan(data, len(SEGMENT_MAGIC), found)
+            for _, reading in found:
+                if reading.seq > floor:
+                    yield reading
+
+    def release(self, upto: int) -> None:
+        """Readings up to ``upto`` are sealed elsewhere: persist that, delete whole segments."""
+        if upto <= self._released:
+            return
+        write_atomic(self.directory / "released", str(upto).encode())
+        self._released = upto
+        keep: list[Segment] = []
+        for index, segment in enumerate(self._segments):
+            current = index == len(self._segments) - 1
+            if not current and segment.last_seq <= upto:
+                segment.path.unlink(missing_ok=True)
+            else:
+                keep.append(segment)
+        self._segments = keep
+
+    def drop_oldest(self) -> int:
+        """Delete the oldest closed segment (bounded stores such as the quarantine only)."""
+        if len(self._segments) < 2:
+            return 0
+        segment = self._segments.pop(0)
+        segment.path.unlink(missing_ok=True)
+        return segment.count
+
+    @property
+    def unflushed_bytes(self) -> int:
+        return len(self._pending)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    @property
+    def released_upto(self) -> int:
+        return self._released
+
+    @property
+    def bytes_on_disk(self) -> int:
+        return sum(segment.size for segment in self._segments)
+
+    def stats(self) -> SpoolStats:
+        last = self._segments[-1].last_seq if self._segments else self._released
+        return SpoolStats(
+            next_seq=self._next_seq,
+            released_upto=self._released,
+            pending=max(0, last - self._released),
+            unflushed=self._pending_count,
+            bytes_on_disk=self.bytes_on_disk,
+            bytes_written=self._bytes_written,
+            fsyncs=self._fsyncs,
+            segments=len(self._segments),
+            damaged_bytes=self._damaged,
+            truncated_bytes=self._truncated,
+        )

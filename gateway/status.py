@@ -1,0 +1,88 @@
+"""Status: an immutable snapshot of the gateway, as JSON and as Prometheus text. Never secrets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+__all__ = ["StatusSnapshot", "prometheus_text"]
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSnapshot:
+    """DESIGN section 7. The top-level fields are stable; ``details`` may grow."""
+
+    gateway_id: str
+    public_key: str
+    version: str
+    uptime_s: float
+    readings_total: int
+    spool_pending: int
+    batches_sealed: int
+    batches_durable: int
+    quarantined: int
+    backpressure: bool
+    ledger_head: str | None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "gateway_id": self.gateway_id,
+            "public_key": self.public_key,
+            "version": self.version,
+            "uptime_s": round(self.uptime_s, 3),
+            "readings_total": self.readings_total,
+            "spool_pending": self.spool_pending,
+            "batches_sealed": self.batches_sealed,
+            "batches_durable": self.batches_durable,
+            "quarantined": self.quarantined,
+            "backpressure": self.backpressure,
+            "ledger_head": self.ledger_head,
+            **self.details,
+        }
+
+
+class _SnapshotCollector(Collector):
+    def __init__(self, snapshot: StatusSnapshot) -> None:
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        s = self.snapshot
+        d = s.to_json()
+        yield CounterMetricFamily("depin_readings", "Readings made durable", value=s.readings_total)
+        yield GaugeMetricFamily("depin_spool_pending", "Durable readings not yet sealed",
+                                value=s.spool_pending)  # fmt: skip
+        yield CounterMetricFamily("depin_batches_sealed", "Sealed batches", value=s.batches_sealed)
+        yield GaugeMetricFamily("depin_batches_durable", "Batches proven on >= k nodes",
+                                value=s.batches_durable)  # fmt: skip
+        yield CounterMetricFamily("depin_quarantined", "Messages quarantined", value=s.quarantined)
+        yield GaugeMetricFamily("depin_backpressure", "1 while the disk budget blocks acks",
+                                value=int(s.backpressure))  # fmt: skip
+        yield GaugeMetricFamily("depin_uptime_seconds", "Seconds since start", value=s.uptime_s)
+        disk = d.get("disk", {})
+        if disk:
+            yield GaugeMetricFamily("depin_disk_used_bytes", "Bytes counted against the budget",
+                                    value=disk["used"])  # fmt: skip
+            yield GaugeMetricFamily("depin_disk_budget_bytes", "Disk budget", value=disk["budget"])
+            yield CounterMetricFamily("depin_disk_written_bytes", "Bytes written (SD-card wear)",
+                                      value=disk["bytes_written"])  # fmt: skip
+        sources = CounterMetricFamily("depin_source_received", "Messages received per source",
+                                      labels=["source"])  # fmt: skip
+        connected = GaugeMetricFamily("depin_source_connected", "1 while a source is connected",
+                                      labels=["source"])  # fmt: skip
+        for name, source in d.get("sources", {}).items():
+            sources.add_metric([name], source.get("received", 0))
+            connected.add_metric([name], int(bool(source.get("connected"))))
+        yield sources
+        yield connected
+
+
+def prometheus_text(snapshot: StatusSnapshot) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_SnapshotCollector(snapshot))
+    return generate_latest(registry)

@@ -1,0 +1,36 @@
+"""The local status endpoint: GET /status (JSON), /metrics (Prometheus), /healthz."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from aiohttp import web
+
+from gateway.status import StatusSnapshot, prometheus_text
+
+__all__ = ["start_status_server"]
+
+
+async def start_status_server(
+    snapshot: Callable[[], StatusSnapshot], host: str, port: int
+) -> web.AppRunner:
+    async def status(_request: web.Request) -> web.Response:
+        return web.Response(text=json.dumps(snapshot().to_json()), content_type="application/json")
+
+    async def metrics(_request: web.Request) -> web.Response:
+        body = prometheus_text(snapshot())
+        return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
+
+    async def healthz(_request: web.Request) -> web.Response:
+        snap = snapshot()
+        healthy = not snap.details.get("last_error", {}).get("spool")
+        return web.Response(status=200 if healthy else 503, text="ok\n" if healthy else "spool error\n")
+
+    app = web.Application()
+    app.add_routes([web.get("/status", status), web.get("/metrics", metrics),
+                    web.get("/healthz", healthz)])  # fmt: skip
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
