@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -22,6 +23,7 @@ max_queued_messages 0
 max_queued_bytes 0
 max_inflight_messages {inflight}
 log_dest file {directory}/mosquitto.log
+user {user}
 """
 
 
@@ -47,7 +49,7 @@ class Broker:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "mosquitto.conf").write_text(_SETTINGS.format(
             port=self.port, directory=directory, persistence=str(persistence).lower(),
-            inflight=inflight))  # fmt: skip
+            inflight=inflight, user=getpass.getuser()))  # fmt: skip
 
     def start(self) -> None:
         self.process = subprocess.Popen([self.binary, "-c", str(self.directory / "mosquitto.conf")],

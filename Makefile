@@ -1,0 +1,64 @@
+# depin-gateway: `make demo` and `make test` do all set-up on a fresh Debian / Raspberry Pi OS machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+APT_PACKAGES := mosquitto mosquitto-clients gcc make libssl-dev python3-venv python3-dev
+
+.PHONY: all demo test check bench sysdeps venv install-broker-config install-systemd clean
+
+all: test
+
+# System packages: Mosquitto (real broker in tests and demo), gcc (firmware C tests, native commP),
+# libssl-dev (OpenSSL SHA-256 for the native commP helper).
+sysdeps:
+	@missing=""; \
+	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto mosquitto-clients"; \
+	command -v gcc >/dev/null 2>&1 || missing="$$missing gcc make"; \
+	[ -f /usr/include/openssl/sha.h ] || missing="$$missing libssl-dev"; \
+	$(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing system packages:$$missing"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq $$missing >/dev/null || { echo "apt-get install$$missing failed" >&2; exit 1; }; \
+	  else \
+	    echo "missing system packages:$$missing" >&2; \
+	    echo "run as root: sudo apt-get install -y$$missing   (then re-run make)" >&2; exit 1; \
+	  fi; \
+	fi
+
+$(STAMP): pyproject.toml setup.py
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: sysdeps $(STAMP)
+
+demo: venv
+	$(BIN)/depin-gateway demo $(DEMO_ARGS)
+
+check: venv
+	$(BIN)/ruff check gateway drivers tests bench
+	$(BIN)/ruff format --check gateway drivers tests bench
+	$(BIN)/mypy
+
+test: venv check
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: venv
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+install-broker-config: sysdeps
+	install -m 0644 systemd/mosquitto-depin.conf /etc/mosquitto/conf.d/depin-gateway.conf
+	@echo "installed /etc/mosquitto/conf.d/depin-gateway.conf; restart mosquitto to apply"
+
+install-systemd:
+	install -m 0644 systemd/depin-gateway.service /etc/systemd/system/depin-gateway.service
+	install -m 0644 systemd/depin-node.service /etc/systemd/system/depin-node.service
+	@echo "installed units; run: systemctl daemon-reload && systemctl enable --now depin-gateway"
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis firmware-bridge/c/build
