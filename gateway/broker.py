@@ -37,8 +37,14 @@ def free_port() -> int:
 class Broker:
     """``with Broker(dir) as b:`` starts mosquitto on a free port; ``restart()`` keeps its data."""
 
-    def __init__(self, directory: Path, port: int | None = None, *, persistence: bool = True,
-                 inflight: int = 1000) -> None:  # fmt: skip
+    def __init__(
+        self,
+        directory: Path,
+        port: int | None = None,
+        *,
+        persistence: bool = True,
+        inflight: int = 1000,
+    ) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             raise GatewayError("mosquitto is not installed (make test / make demo install it)")
@@ -47,13 +53,22 @@ class Broker:
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / "mosquitto.conf").write_text(_SETTINGS.format(
-            port=self.port, directory=directory, persistence=str(persistence).lower(),
-            inflight=inflight, user=getpass.getuser()))  # fmt: skip
+        (directory / "mosquitto.conf").write_text(
+            _SETTINGS.format(
+                port=self.port,
+                directory=directory,
+                persistence=str(persistence).lower(),
+                inflight=inflight,
+                user=getpass.getuser(),
+            )
+        )
 
     def start(self) -> None:
-        self.process = subprocess.Popen([self.binary, "-c", str(self.directory / "mosquitto.conf")],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        self.process = subprocess.Popen(
+            [self.binary, "-c", str(self.directory / "mosquitto.conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

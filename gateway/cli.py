@@ -32,7 +32,12 @@ def _config(args: argparse.Namespace) -> Config:
 
 def cmd_init(args: argparse.Namespace) -> int:
     from gateway.config_template import render_config
-    from gateway.keys import create_identity, create_owner_key, format_owner_public, parse_owner_public
+    from gateway.keys import (
+        create_identity,
+        create_owner_key,
+        format_owner_public,
+        parse_owner_public,
+    )
 
     config_path = Path(args.config)
     state_dir = Path(args.state_dir or "/var/lib/depin-gateway").expanduser()
@@ -58,10 +63,14 @@ def cmd_init(args: argparse.Namespace) -> int:
         if not owner_keys and (state_dir / "owner.key").exists():
             from gateway.keys import load_owner_secret
 
-            owner_keys.append(format_owner_public(load_owner_secret(state_dir / "owner.key").public_key))
+            owner_keys.append(
+                format_owner_public(load_owner_secret(state_dir / "owner.key").public_key)
+            )
         config_path.parent.mkdir(parents=True, exist_ok=True)
         gateway_id = args.id or os.uname().nodename.split(".")[0].replace(" ", "-") or "gateway"
-        config_path.write_text(render_config(gateway_id, str(state_dir), owner_keys, args.mqtt_port))
+        config_path.write_text(
+            render_config(gateway_id, str(state_dir), owner_keys, args.mqtt_port)
+        )
         print(f"wrote {config_path}")
     load_config(config_path)  # what we wrote must be valid
     return 0
@@ -71,15 +80,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gateway.daemon import run
 
     config = _config(args)
-    logging.basicConfig(level=logging.INFO if not args.quiet else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    logging.basicConfig(
+        level=logging.INFO if not args.quiet else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     return run(config)
 
 
 def fetch_status(config: Config) -> dict[str, Any]:
     url = f"http://{_http_host(config.status.host)}:{config.status.port}/status"
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (our own loopback URL)
+        with urllib.request.urlopen(url, timeout=5) as response:
             data: dict[str, Any] = json.load(response)
             return data
     except (urllib.error.URLError, OSError, ValueError) as exc:
@@ -105,8 +116,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"batches   {status['batches_sealed']} sealed, {status['batches_durable']} durable")
     disk = status.get("disk", {})
     if disk:
-        print(f"disk      {disk['used']} of {disk['budget']} bytes"
-              f"{'  BACKPRESSURE' if status['backpressure'] else ''}")  # fmt: skip
+        print(
+            f"disk      {disk['used']} of {disk['budget']} bytes"
+            f"{'  BACKPRESSURE' if status['backpressure'] else ''}"
+        )
     for name, source in status.get("sources", {}).items():
         state = "connected" if source.get("connected") else "DISCONNECTED"
         print(f"source    {name}: {state}, {source.get('received', 0)} received")
@@ -123,8 +136,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
     with open(tmp, "w", encoding="utf-8") as out:
         summary = restore_local(_config(args), out, owner_key=args.owner_key)
     tmp.replace(out_path)
-    print(f"restored {summary.readings} readings from {summary.batches} batches to {out_path}"
-          f" ({summary.duplicates} redelivered duplicates skipped)", file=sys.stderr)  # fmt: skip
+    print(
+        f"restored {summary.readings} readings from {summary.batches} batches to {out_path}"
+        f" ({summary.duplicates} redelivered duplicates skipped)",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -159,8 +175,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"depin-gateway {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, handler: Callable[[argparse.Namespace], int], help_text: str,
-            config: bool = True) -> argparse.ArgumentParser:  # fmt: skip
+    def add(
+        name: str, handler: Callable[[argparse.Namespace], int], help_text: str, config: bool = True
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         if config:
             p.add_argument("--config", default=DEFAULT_CONFIG, help="config file (TOML)")
@@ -181,8 +198,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--owner-key", help="owner secret key file (default: the state dir's owner.key)")
     p = add("owner-key", cmd_owner_key, "create an owner key pair (X25519)", config=False)
     p.add_argument("--out", required=True, help="secret key file to create (mode 0600)")
-    p = add("piece-cid", cmd_piece_cid, "payload size, padded size and piece CIDs of files",
-            config=False)  # fmt: skip
+    p = add(
+        "piece-cid",
+        cmd_piece_cid,
+        "payload size, padded size and piece CIDs of files",
+        config=False,
+    )
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="one JSON object per file")
     p = add("drivers", cmd_drivers, "list sensor drivers or decode one frame", config=False)

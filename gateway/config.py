@@ -244,8 +244,11 @@ def _gateway(root: _Table, base: Path) -> GatewayConfig:
     t = root.table("gateway", ("id", "state_dir", "disk_budget", "high_watermark", "low_watermark"))
     gateway_id = t.string("id", "gateway")
     if not gateway_id or any(c in gateway_id for c in "/+#\0 "):
-        raise ConfigError(t.key("id"), f"{gateway_id!r} cannot be used in MQTT topics",
-                          "use letters, digits, '-' and '_'")  # fmt: skip
+        raise ConfigError(
+            t.key("id"),
+            f"{gateway_id!r} cannot be used in MQTT topics",
+            "use letters, digits, '-' and '_'",
+        )
     state_dir = Path(t.string("state_dir", "/var/lib/depin-gateway")).expanduser()
     return GatewayConfig(
         id=gateway_id,
@@ -257,8 +260,9 @@ def _gateway(root: _Table, base: Path) -> GatewayConfig:
 
 
 def _spool(root: _Table) -> SpoolConfig:
-    t = root.table("spool", ("segment_size", "commit_interval", "commit_max_readings",
-                             "dedup_window"))  # fmt: skip
+    t = root.table(
+        "spool", ("segment_size", "commit_interval", "commit_max_readings", "dedup_window")
+    )
     return SpoolConfig(
         segment_size=t.size("segment_size", "16MiB", minimum=4096),
         commit_interval=t.duration("commit_interval", "10ms"),
@@ -270,20 +274,26 @@ def _spool(root: _Table) -> SpoolConfig:
 def _topic_rules(t: _Table) -> tuple[TopicRule, ...]:
     raw = t.data.get("topics", ["sensors/#"])
     if not isinstance(raw, list) or not raw:
-        raise ConfigError(t.key("topics"), "expected a non-empty list",
-                          'e.g. topics = ["sensors/#"] or [{filter = "sensors/#", format = "json"}]')  # fmt: skip
+        raise ConfigError(
+            t.key("topics"),
+            "expected a non-empty list",
+            'e.g. topics = ["sensors/#"] or [{filter = "sensors/#", format = "json"}]',
+        )
     rules = []
     for index, item in enumerate(raw):
         where = f"{t.key('topics')}[{index}]"
-        if isinstance(item, str):
-            item = {"filter": item}
-        rule = _Table(where, item, ("filter", "format"))
+        rule = _Table(
+            where, {"filter": item} if isinstance(item, str) else item, ("filter", "format")
+        )
         topic_filter = rule.string("filter", "")
         _check_filter(rule.key("filter"), topic_filter)
         fmt = rule.string("format", "any")
         if fmt not in PAYLOAD_FORMATS:
-            raise ConfigError(rule.key("format"), f"unknown format {fmt!r}",
-                              "use one of: " + ", ".join(PAYLOAD_FORMATS))  # fmt: skip
+            raise ConfigError(
+                rule.key("format"),
+                f"unknown format {fmt!r}",
+                "use one of: " + ", ".join(PAYLOAD_FORMATS),
+            )
         rules.append(TopicRule(topic_filter, fmt))
     return tuple(rules)
 
@@ -298,28 +308,54 @@ def _check_filter(key: str, topic_filter: str) -> None:
         if "+" in level and level != "+":
             ok = False
     if not ok or not topic_filter:
-        raise ConfigError(key, f"{topic_filter!r} is not a valid MQTT topic filter",
-                          "'#' must be last and alone in its level, '+' alone in its level")  # fmt: skip
+        raise ConfigError(
+            key,
+            f"{topic_filter!r} is not a valid MQTT topic filter",
+            "'#' must be last and alone in its level, '+' alone in its level",
+        )
 
 
 def _mqtt(root: _Table, gateway_id: str, base: Path) -> MqttConfig:
-    t = root.table("mqtt", (
-        "enabled", "host", "port", "client_id", "topics", "qos", "keepalive", "session_expiry",
-        "receive_maximum", "max_payload", "quarantine_size", "username", "password",
-        "password_file", "tls", "ca_file", "cert_file", "key_file", "reconnect_min",
-        "reconnect_max",
-    ))  # fmt: skip
+    t = root.table(
+        "mqtt",
+        (
+            "enabled",
+            "host",
+            "port",
+            "client_id",
+            "topics",
+            "qos",
+            "keepalive",
+            "session_expiry",
+            "receive_maximum",
+            "max_payload",
+            "quarantine_size",
+            "username",
+            "password",
+            "password_file",
+            "tls",
+            "ca_file",
+            "cert_file",
+            "key_file",
+            "reconnect_min",
+            "reconnect_max",
+        ),
+    )
     password = t.optional_string("password")
     password_file = t.optional_string("password_file")
     if password_file is not None:
         if password is not None:
-            raise ConfigError(t.key("password_file"), "both password and password_file are set",
-                              "keep only one")  # fmt: skip
+            raise ConfigError(
+                t.key("password_file"), "both password and password_file are set", "keep only one"
+            )
         try:
             password = (base / password_file).read_text().strip()
         except OSError as exc:
-            raise ConfigError(t.key("password_file"), f"cannot read {password_file}: {exc.strerror}",
-                              "check the path and its permissions") from None  # fmt: skip
+            raise ConfigError(
+                t.key("password_file"),
+                f"cannot read {password_file}: {exc.strerror}",
+                "check the path and its permissions",
+            ) from None
 
     def path(name: str) -> Path | None:
         value = t.optional_string(name)
@@ -357,31 +393,41 @@ def _serial(root: _Table) -> tuple[SerialConfig, ...]:
         raise ConfigError("serial", "expected [[serial]] tables", "write each port as [[serial]]")
     entries = []
     for index, item in enumerate(raw):
-        t = _Table(f"serial[{index}]", item, ("name", "port", "driver", "baudrate", "parity",
-                                              "options", "reopen_max"))  # fmt: skip
+        t = _Table(
+            f"serial[{index}]",
+            item,
+            ("name", "port", "driver", "baudrate", "parity", "options", "reopen_max"),
+        )
         driver = t.string("driver", "")
         if driver not in names():
-            raise ConfigError(t.key("driver"), f"unknown driver {driver!r}",
-                              "one of: " + ", ".join(names()))  # fmt: skip
+            raise ConfigError(
+                t.key("driver"), f"unknown driver {driver!r}", "one of: " + ", ".join(names())
+            )
         port = t.string("port", "")
         if not port:
             raise ConfigError(t.key("port"), "missing", 'e.g. port = "/dev/serial/by-id/usb-..."')
         options = t.data.get("options", {})
         if not isinstance(options, dict):
-            raise ConfigError(t.key("options"), "expected a table", "e.g. options = {mode = \"passive\"}")
+            raise ConfigError(
+                t.key("options"), "expected a table", 'e.g. options = {mode = "passive"}'
+            )
         parity = t.string("parity", "N").upper()
         if parity not in ("N", "E", "O"):
             raise ConfigError(t.key("parity"), f"{parity!r} is not a parity", "use N, E or O")
-        entries.append(SerialConfig(
-            name=t.string("name", f"serial{index}"),
-            port=port,
-            driver=driver,
-            baudrate=t.integer("baudrate", 0, 0, 4_000_000),
-            parity=parity,
-            options={str(k): str(v).lower() if isinstance(v, bool) else str(v)
-                     for k, v in options.items()},
-            reopen_max=t.duration("reopen_max", "30s", minimum=0.05),
-        ))  # fmt: skip
+        entries.append(
+            SerialConfig(
+                name=t.string("name", f"serial{index}"),
+                port=port,
+                driver=driver,
+                baudrate=t.integer("baudrate", 0, 0, 4_000_000),
+                parity=parity,
+                options={
+                    str(k): str(v).lower() if isinstance(v, bool) else str(v)
+                    for k, v in options.items()
+                },
+                reopen_max=t.duration("reopen_max", "30s", minimum=0.05),
+            )
+        )
     return tuple(entries)
 
 
@@ -405,14 +451,27 @@ def _owner(root: _Table) -> OwnerConfig:
         try:
             parse_owner_public(key)
         except KeyMaterialError as exc:
-            raise ConfigError(f"owner.public_keys[{index}]", exc.reason,
-                              "create one with: depin-gateway owner-key --out owner.key") from None  # fmt: skip
+            raise ConfigError(
+                f"owner.public_keys[{index}]",
+                exc.reason,
+                "create one with: depin-gateway owner-key --out owner.key",
+            ) from None
     return OwnerConfig(keys)
 
 
 def _storage(root: _Table) -> StorageConfig:
-    t = root.table("storage", ("nodes", "data_fragments", "parity_fragments", "deal_duration",
-                               "max_price", "budget", "allow_same_node"))  # fmt: skip
+    t = root.table(
+        "storage",
+        (
+            "nodes",
+            "data_fragments",
+            "parity_fragments",
+            "deal_duration",
+            "max_price",
+            "budget",
+            "allow_same_node",
+        ),
+    )
     return StorageConfig(
         nodes=t.strings("nodes", ()),
         data_fragments=t.integer("data_fragments", 4, 1, 128),
@@ -447,28 +506,50 @@ def _cross_checks(config: Config) -> None:
     """Rules that span sections (second pass)."""
     g = config.gateway
     if g.low_watermark >= g.high_watermark:
-        raise ConfigError("gateway.low_watermark", "must be below gateway.high_watermark",
-                          f"e.g. {round(g.high_watermark - 0.1, 2)}")  # fmt: skip
+        raise ConfigError(
+            "gateway.low_watermark",
+            "must be below gateway.high_watermark",
+            f"e.g. {round(g.high_watermark - 0.1, 2)}",
+        )
     seen: dict[str, str] = {}
     for entry in config.serial:
         if entry.port in seen:
-            raise ConfigError(f"serial.{entry.name}.port",
-                              f"{entry.port} is already used by serial entry {seen[entry.port]!r}",
-                              "one driver per port")  # fmt: skip
+            raise ConfigError(
+                f"serial.{entry.name}.port",
+                f"{entry.port} is already used by serial entry {seen[entry.port]!r}",
+                "one driver per port",
+            )
         seen[entry.port] = entry.name
     names = [entry.name for entry in config.serial]
     if len(set(names)) != len(names):
-        raise ConfigError("serial.name", "two [[serial]] entries share a name", "names must be unique")
+        raise ConfigError(
+            "serial.name", "two [[serial]] entries share a name", "names must be unique"
+        )
     if config.spool.segment_size * 4 > g.disk_budget:
-        raise ConfigError("spool.segment_size", "is more than a quarter of gateway.disk_budget",
-                          "lower spool.segment_size or raise the budget")  # fmt: skip
+        raise ConfigError(
+            "spool.segment_size",
+            "is more than a quarter of gateway.disk_budget",
+            "lower spool.segment_size or raise the budget",
+        )
     if not config.mqtt.enabled and not config.serial:
-        raise ConfigError("mqtt.enabled", "no source is configured",
-                          "enable [mqtt] or add a [[serial]] entry")  # fmt: skip
+        raise ConfigError(
+            "mqtt.enabled", "no source is configured", "enable [mqtt] or add a [[serial]] entry"
+        )
 
 
-_TOP = ("gateway", "spool", "mqtt", "serial", "batch", "owner", "storage", "proving", "status",
-        "fleet", "node")  # fmt: skip
+_TOP = (
+    "gateway",
+    "spool",
+    "mqtt",
+    "serial",
+    "batch",
+    "owner",
+    "storage",
+    "proving",
+    "status",
+    "fleet",
+    "node",
+)
 
 
 def config_from_string(text: str, path: Path | None = None) -> Config:
@@ -476,7 +557,9 @@ def config_from_string(text: str, path: Path | None = None) -> Config:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("", f"not valid TOML: {exc}", "check quotes and brackets on that line") from None
+        raise ConfigError(
+            "", f"not valid TOML: {exc}", "check quotes and brackets on that line"
+        ) from None
     base = path.parent.resolve() if path else Path.cwd()
     root = _Table("", data, _TOP)
     gateway = _gateway(root, base)
@@ -502,10 +585,15 @@ def load_config(path: str | Path) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError("", f"{path} does not exist",
-                          "create one with: depin-gateway init --config " + str(path)) from None  # fmt: skip
+        raise ConfigError(
+            "",
+            f"{path} does not exist",
+            "create one with: depin-gateway init --config " + str(path),
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError("", f"cannot read {path}: {exc}", "check the path and permissions") from None
+        raise ConfigError(
+            "", f"cannot read {path}: {exc}", "check the path and permissions"
+        ) from None
     return config_from_string(text, path)
 
 

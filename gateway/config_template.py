@@ -5,7 +5,7 @@ from __future__ import annotations
 __all__ = ["render_config"]
 
 _TEMPLATE = """\
-# depin-gateway configuration (TOML). Durations: "250ms", "60s", "5m", "1h". Sizes: "64KiB", "512MiB".
+# depin-gateway configuration (TOML). Durations: "250ms", "60s", "5m". Sizes: "64KiB", "512MiB".
 # Every key is validated at start; an error names the key and the fix.
 
 [gateway]
@@ -75,7 +75,10 @@ heartbeat_interval = "60s"
 """
 
 
-def render_config(gateway_id: str, state_dir: str, owner_keys: list[str], mqtt_port: int = 1883) -> str:
+def render_config(
+    gateway_id: str, state_dir: str, owner_keys: list[str], mqtt_port: int = 1883
+) -> str:
     keys = ", ".join(f'"{key}"' for key in owner_keys)
-    return _TEMPLATE.format(gateway_id=gateway_id, state_dir=state_dir, owner_keys=keys,
-                            mqtt_port=mqtt_port)  # fmt: skip
+    return _TEMPLATE.format(
+        gateway_id=gateway_id, state_dir=state_dir, owner_keys=keys, mqtt_port=mqtt_port
+    )

@@ -55,11 +55,14 @@ class Gateway:
         try:
             state.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StorageError(str(state), f"cannot create state directory: {exc.strerror}") from exc
+            raise StorageError(
+                str(state), f"cannot create state directory: {exc.strerror}"
+            ) from exc
         if not identity_path(config).exists():
-            raise KeyMaterialError(str(identity_path(config)),
-                                   "no identity key; run: depin-gateway init --config "
-                                   + str(config.path or "CONFIG"))  # fmt: skip
+            raise KeyMaterialError(
+                str(identity_path(config)),
+                "no identity key; run: depin-gateway init --config " + str(config.path or "CONFIG"),
+            )
         self.identity = load_identity(identity_path(config))
         self.public_key = format_gateway_public(self.identity.verify_key)
         self.spool = Spool(state / "spool", config.spool.segment_size)
@@ -183,8 +186,9 @@ class Gateway:
 async def _serve(gateway: Gateway, stop: asyncio.Event) -> None:
     from gateway.status_http import start_status_server
 
-    runner = await start_status_server(gateway.snapshot, gateway.config.status.host,
-                                       gateway.config.status.port)  # fmt: skip
+    runner = await start_status_server(
+        gateway.snapshot, gateway.config.status.host, gateway.config.status.port
+    )
     notify("READY=1\nSTATUS=ingesting")
     watchdog = watchdog_interval()
     try:
@@ -206,8 +210,9 @@ def run(config: Config) -> int:
     stop_file = config.state_dir / "daemon.json"
     with contextlib.suppress(OSError):
         previous = json.loads(stop_file.read_text()) if stop_file.exists() else {}
-        stop_file.write_text(json.dumps({"starts": int(previous.get("starts", 0)) + 1,
-                                         "pid": os.getpid()}))  # fmt: skip
+        stop_file.write_text(
+            json.dumps({"starts": int(previous.get("starts", 0)) + 1, "pid": os.getpid()})
+        )
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -40,7 +40,9 @@ def _write_secret(path: Path, text: str) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise KeyMaterialError(str(path), "a key already exists here; refusing to overwrite it") from None
+        raise KeyMaterialError(
+            str(path), "a key already exists here; refusing to overwrite it"
+        ) from None
     except OSError as exc:
         raise KeyMaterialError(str(path), f"cannot create key file: {exc.strerror}") from exc
     with os.fdopen(fd, "w") as handle:

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ReceiveTime", "Reading"]
+__all__ = ["Reading", "ReceiveTime"]
 
 
 @dataclass(frozen=True, slots=True)

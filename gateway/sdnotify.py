@@ -1,4 +1,4 @@
-"""systemd's notify protocol (sd_notify(3)): READY, STATUS, WATCHDOG, STOPPING. No-op outside systemd."""
+"""systemd notify protocol (sd_notify(3)): READY, STATUS, WATCHDOG, STOPPING."""
 
 from __future__ import annotations
 

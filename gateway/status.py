@@ -55,26 +55,35 @@ class _SnapshotCollector(Collector):
         s = self.snapshot
         d = s.to_json()
         yield CounterMetricFamily("depin_readings", "Readings made durable", value=s.readings_total)
-        yield GaugeMetricFamily("depin_spool_pending", "Durable readings not yet sealed",
-                                value=s.spool_pending)  # fmt: skip
+        yield GaugeMetricFamily(
+            "depin_spool_pending", "Durable readings not yet sealed", value=s.spool_pending
+        )
         yield CounterMetricFamily("depin_batches_sealed", "Sealed batches", value=s.batches_sealed)
-        yield GaugeMetricFamily("depin_batches_durable", "Batches proven on >= k nodes",
-                                value=s.batches_durable)  # fmt: skip
+        yield GaugeMetricFamily(
+            "depin_batches_durable", "Batches proven on >= k nodes", value=s.batches_durable
+        )
         yield CounterMetricFamily("depin_quarantined", "Messages quarantined", value=s.quarantined)
-        yield GaugeMetricFamily("depin_backpressure", "1 while the disk budget blocks acks",
-                                value=int(s.backpressure))  # fmt: skip
+        yield GaugeMetricFamily(
+            "depin_backpressure", "1 while the disk budget blocks acks", value=int(s.backpressure)
+        )
         yield GaugeMetricFamily("depin_uptime_seconds", "Seconds since start", value=s.uptime_s)
         disk = d.get("disk", {})
         if disk:
-            yield GaugeMetricFamily("depin_disk_used_bytes", "Bytes counted against the budget",
-                                    value=disk["used"])  # fmt: skip
+            yield GaugeMetricFamily(
+                "depin_disk_used_bytes", "Bytes counted against the budget", value=disk["used"]
+            )
             yield GaugeMetricFamily("depin_disk_budget_bytes", "Disk budget", value=disk["budget"])
-            yield CounterMetricFamily("depin_disk_written_bytes", "Bytes written (SD-card wear)",
-                                      value=disk["bytes_written"])  # fmt: skip
-        sources = CounterMetricFamily("depin_source_received", "Messages received per source",
-                                      labels=["source"])  # fmt: skip
-        connected = GaugeMetricFamily("depin_source_connected", "1 while a source is connected",
-                                      labels=["source"])  # fmt: skip
+            yield CounterMetricFamily(
+                "depin_disk_written_bytes",
+                "Bytes written (SD-card wear)",
+                value=disk["bytes_written"],
+            )
+        sources = CounterMetricFamily(
+            "depin_source_received", "Messages received per source", labels=["source"]
+        )
+        connected = GaugeMetricFamily(
+            "depin_source_connected", "1 while a source is connected", labels=["source"]
+        )
         for name, source in d.get("sources", {}).items():
             sources.add_metric([name], source.get("received", 0))
             connected.add_metric([name], int(bool(source.get("connected"))))

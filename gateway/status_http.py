@@ -25,11 +25,14 @@ async def start_status_server(
     async def healthz(_request: web.Request) -> web.Response:
         snap = snapshot()
         healthy = not snap.details.get("last_error", {}).get("spool")
-        return web.Response(status=200 if healthy else 503, text="ok\n" if healthy else "spool error\n")
+        return web.Response(
+            status=200 if healthy else 503, text="ok\n" if healthy else "spool error\n"
+        )
 
     app = web.Application()
-    app.add_routes([web.get("/status", status), web.get("/metrics", metrics),
-                    web.get("/healthz", healthz)])  # fmt: skip
+    app.add_routes(
+        [web.get("/status", status), web.get("/metrics", metrics), web.get("/healthz", healthz)]
+    )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()

@@ -1,4 +1,4 @@
-"""Durations ("60s", "5m", "1h30m", "250ms") and sizes ("512MiB", "4kB", "1000") as config values."""
+"""Durations ("60s", "5m", "250ms") and sizes ("512MiB", "4kB") as config values."""
 
 from __future__ import annotations
 
@@ -9,17 +9,24 @@ __all__ = ["format_size", "parse_duration", "parse_size"]
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _SIZE_UNITS = {
-    "": 1, "b": 1,
-    "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
-    "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
-}  # fmt: skip
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]*)")
 
 
 def parse_duration(text: str | int | float) -> float:
     """Seconds from "60s", "5m", "1h30m", "250ms"; a bare number means seconds."""
     if isinstance(text, bool):
-        raise ValueError("expected a duration such as \"60s\" or \"5m\"")
+        raise ValueError('expected a duration such as "60s" or "5m"')
     if isinstance(text, int | float):
         if text < 0:
             raise ValueError("a duration cannot be negative")
@@ -34,21 +41,21 @@ def parse_duration(text: str | int | float) -> float:
         total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
         position = match.end()
     if position != len(compact):
-        raise ValueError(f"{text!r} is not a duration such as \"60s\", \"5m\" or \"1h30m\"")
+        raise ValueError(f'{text!r} is not a duration such as "60s", "5m" or "1h30m"')
     return total
 
 
 def parse_size(text: str | int) -> int:
     """Bytes from "512MiB", "4kB", "1.5GiB" or a bare integer."""
     if isinstance(text, bool):
-        raise ValueError("expected a size such as \"512MiB\"")
+        raise ValueError('expected a size such as "512MiB"')
     if isinstance(text, int):
         if text < 0:
             raise ValueError("a size cannot be negative")
         return text
     match = _SIZE.fullmatch(text.strip().lower())
     if not match or match.group(2) not in _SIZE_UNITS:
-        raise ValueError(f"{text!r} is not a size such as \"512MiB\", \"64KiB\" or \"2GB\"")
+        raise ValueError(f'{text!r} is not a size such as "512MiB", "64KiB" or "2GB"')
     return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
 
 

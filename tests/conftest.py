@@ -75,8 +75,10 @@ class GatewayProcess:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "gateway.cli", "run", "--config", str(self.config)],
-                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-            )  # fmt: skip
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
         if wait:
             self.wait_ready()
 
@@ -113,7 +115,9 @@ class GatewayProcess:
         self.process = None
         return code
 
-    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 60) -> dict[str, Any]:
+    def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 60
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         status: dict[str, Any] = {}
         while time.monotonic() < deadline:
@@ -142,9 +146,21 @@ def gateway_process() -> Iterator[Callable[[Path], GatewayProcess]]:
 
 def restore(config: Path, out: Path) -> list[dict[str, Any]]:
     result = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "restore", "--config", str(config), "--out", str(out)],
-        capture_output=True, text=True, cwd=ROOT, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "restore",
+            "--config",
+            str(config),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     return [json.loads(line) for line in out.read_text().splitlines()]
 

@@ -26,8 +26,10 @@ def test_kill9_three_times_mid_stream_restores_every_id_exactly_once(
     def publish() -> None:
         # ~5 s of traffic so the kills land mid-stream; every message is PUBACKed by the broker.
         for start in range(0, total, 500):
-            batch = [("sensors/kill", json.dumps({"id": i, "v": random.random()}))
-                     for i in range(start, start + 500)]  # fmt: skip
+            batch = [
+                ("sensors/kill", json.dumps({"id": i, "v": random.random()}))
+                for i in range(start, start + 500)
+            ]
             publisher.publish_all(batch)
             time.sleep(0.12)
         finished.set()
@@ -63,13 +65,17 @@ def test_disk_budget_applies_backpressure_then_every_reading_arrives(
     publisher = Publisher(broker.port)
     total = 3000  # ~150 bytes on disk each: four times the budget
     payload = "x" * 60
-    publisher.publish_all([("sensors/b", json.dumps({"id": i, "pad": payload})) for i in range(total)])
+    publisher.publish_all(
+        [("sensors/b", json.dumps({"id": i, "pad": payload})) for i in range(total)]
+    )
     status = gw.wait_for(lambda s: s["backpressure"] is True)
     time.sleep(1.0)
     status = gw.status()
     held = status["readings_total"]
     assert 0 < held < total, "acks stopped at the budget; the broker holds the rest"
-    assert status["disk"]["used"] <= 96 * 1024 + 16 * 1024, "the budget is honoured (one group over at most)"
+    assert status["disk"]["used"] <= 96 * 1024 + 16 * 1024, (
+        "the budget is honoured (one group over at most)"
+    )
     assert status["quarantined"] == 0, "nothing was dropped or diverted"
     gw.stop()
     # The operator makes room (here: a larger budget); nothing was lost meanwhile.

@@ -36,7 +36,7 @@ def test_readings_are_restored_byte_exact_with_receive_metadata(
     gw.stop()
     rows = restore(config, tmp_path / "out.jsonl")
     assert [r["payload"] for r in rows if r["topic"] != "raw/bin"] == sent
-    assert [r for r in rows if r["topic"] == "raw/bin"][0]["payload"] == {
+    assert next(r for r in rows if r["topic"] == "raw/bin")["payload"] == {
         "b64": __import__("base64").b64encode(binary).decode()
     }
     assert all(r["source"] == "mqtt" and r["received_at"].endswith("Z") for r in rows)
@@ -60,10 +60,16 @@ def test_bad_input_is_quarantined_counted_and_acked(
         ("sensors/a", b"{not json"),  # invalid JSON
         ("sensors/a", b""),  # empty
     ]
-    odd_topics = ["sensors/" + "/".join(["deep"] * 200), "sensors/ünï cödé/ spaces ",
-                  "sensors//empty//levels/", "sensors/$sys-like/x"]  # fmt: skip
-    good = [(odd_topics[i % 4] if i % 3 == 0 else "sensors/a", json.dumps({"id": i}).encode())
-            for i in range(20)]  # fmt: skip
+    odd_topics = [
+        "sensors/" + "/".join(["deep"] * 200),
+        "sensors/ünï cödé/ spaces ",
+        "sensors//empty//levels/",
+        "sensors/$sys-like/x",
+    ]
+    good = [
+        (odd_topics[i % 4] if i % 3 == 0 else "sensors/a", json.dumps({"id": i}).encode())
+        for i in range(20)
+    ]
     messages = [m for pair in zip(good, bad + [None] * 20, strict=False) for m in pair if m]
     publisher.publish_all(messages)
     status = gw.wait_for(lambda s: s["readings_total"] == 20 and s["quarantined"] >= 4)
@@ -117,7 +123,7 @@ def test_broker_restart_mid_stream_loses_nothing(
             if i % 200 == 0:
                 time.sleep(0.05)
         deadline = time.monotonic() + 60
-        while publisher.client.want_write() or publisher.client._out_messages:  # noqa: SLF001
+        while publisher.client.want_write() or publisher.client._out_messages:
             if time.monotonic() > deadline:
                 break
             time.sleep(0.1)
@@ -132,7 +138,9 @@ def test_broker_restart_mid_stream_loses_nothing(
         gw.wait_for(lambda s, n=connects: s["sources"]["mqtt"]["connects"] == n)
     thread.join(120)
     assert done.is_set()
-    status = gw.wait_for(lambda s: s["readings_total"] >= total and s["sources"]["mqtt"]["connected"])
+    status = gw.wait_for(
+        lambda s: s["readings_total"] >= total and s["sources"]["mqtt"]["connected"]
+    )
     assert status["sources"]["mqtt"]["connects"] >= 3, "it reconnected by itself"
     gw.stop()
     ids = _ids(restore(config, tmp_path / "o.jsonl"))

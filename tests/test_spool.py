@@ -108,8 +108,13 @@ readings = st.builds(
     seq=st.integers(0, 2**63),
     source=st.text(min_size=1, max_size=20),
     topic=st.text(max_size=60),
-    time=st.builds(ReceiveTime, st.integers(0, 2**62), st.integers(0, 2**63),
-                   st.uuids().map(str), st.booleans()),  # fmt: skip
+    time=st.builds(
+        ReceiveTime,
+        st.integers(0, 2**62),
+        st.integers(0, 2**63),
+        st.uuids().map(str),
+        st.booleans(),
+    ),
     payload=st.binary(max_size=300),
     key=st.none() | st.text(max_size=40),
     decoded=st.none() | st.text(max_size=80),
@@ -132,7 +137,9 @@ def test_garbage_never_crashes_and_yields_no_reading(garbage: bytes) -> None:
 
 
 @given(st.lists(readings, min_size=1, max_size=5), st.binary(max_size=50), st.data())
-def test_scan_finds_records_around_garbage(items: list[Reading], junk: bytes, data: st.DataObject) -> None:
+def test_scan_finds_records_around_garbage(
+    items: list[Reading], junk: bytes, data: st.DataObject
+) -> None:
     where = data.draw(st.integers(0, len(items)))
     blob = b"".join(encode_record(r) for r in items[:where]) + junk
     blob += b"".join(encode_record(r) for r in items[where:])

@@ -22,7 +22,7 @@ import ssl
 import threading
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -112,17 +112,21 @@ class MqttIngest:
                     tls_version=ssl.PROTOCOL_TLS_CLIENT,
                 )
             except (OSError, ssl.SSLError, ValueError) as exc:
-                raise ConfigError("mqtt.ca_file", f"TLS setup failed: {exc}",
-                                  "check ca_file, cert_file and key_file") from exc  # fmt: skip
-        client.reconnect_delay_set(min_delay=max(1, round(c.reconnect_min)),
-                                   max_delay=max(1, round(c.reconnect_max)))  # fmt: skip
+                raise ConfigError(
+                    "mqtt.ca_file",
+                    f"TLS setup failed: {exc}",
+                    "check ca_file, cert_file and key_file",
+                ) from exc
+        client.reconnect_delay_set(
+            min_delay=max(1, round(c.reconnect_min)), max_delay=max(1, round(c.reconnect_max))
+        )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         return client
 
     def _connect_properties(self) -> Properties:
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.config.session_expiry
         # Without this the broker sends at most its default in-flight window and waits for acks
         # that we only send after an fsync: throughput collapses (see bench/RESULTS.md).
@@ -131,8 +135,13 @@ class MqttIngest:
 
     def start(self) -> None:
         c = self.config
-        self.client.connect_async(c.host, c.port, keepalive=c.keepalive, clean_start=False,
-                                  properties=self._connect_properties())  # fmt: skip
+        self.client.connect_async(
+            c.host,
+            c.port,
+            keepalive=c.keepalive,
+            clean_start=False,
+            properties=self._connect_properties(),
+        )
         self.client.loop_start()
 
     def stop(self) -> None:
@@ -141,8 +150,9 @@ class MqttIngest:
 
     # -- paho callbacks (paho's thread) ------------------------------------------------------
 
-    def _on_connect(self, client: paho.Client, _userdata: Any, _flags: Any, reason: Any,
-                    _props: Any) -> None:  # fmt: skip
+    def _on_connect(
+        self, client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
         if reason.is_failure:
             self.last_error = f"broker refused connection: {reason}"
             log.error("%s", self.last_error)
@@ -154,11 +164,16 @@ class MqttIngest:
         qos = min(self.config.qos, 1)
         subscriptions = [(rule.filter, SubscribeOptions(qos=qos)) for rule in self.config.topics]
         client.subscribe(subscriptions)
-        log.info("connected to %s:%d, subscribed to %s", self.config.host, self.config.port,
-                 ", ".join(rule.filter for rule in self.config.topics))  # fmt: skip
+        log.info(
+            "connected to %s:%d, subscribed to %s",
+            self.config.host,
+            self.config.port,
+            ", ".join(rule.filter for rule in self.config.topics),
+        )
 
-    def _on_disconnect(self, client: paho.Client, _userdata: Any, _flags: Any, reason: Any,
-                       _props: Any) -> None:  # fmt: skip
+    def _on_disconnect(
+        self, client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
         with self._lock:
             self._generation += 1  # acks still queued for the old connection are now void
             was_connected, self.connected = self.connected, False
@@ -168,20 +183,23 @@ class MqttIngest:
             log.warning("disconnected from broker (%s); reconnecting", reason)
         # Jitter the backoff so a fleet restarted together does not reconnect in lockstep.
         low = max(1, round(self.config.reconnect_min * random.uniform(1.0, 2.0)))
-        client.reconnect_delay_set(min_delay=low, max_delay=max(low, round(self.config.reconnect_max)))
+        client.reconnect_delay_set(
+            min_delay=low, max_delay=max(low, round(self.config.reconnect_max))
+        )
 
     def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
         self.received += 1
         topic = message.topic
-        payload = message.payload
+        payload = cast(bytes, message.payload)  # paho types it bytes | bytearray; it is bytes
         ack = (self._ack, (self._generation, message.mid, message.qos)) if message.qos else None
         reason = validate_payload(payload, self._format_for(topic), self.config.max_payload)
         if reason is not None:
             self.rejected[reason] += 1
             self.sink.reject(SOURCE, topic, payload[: self.config.max_payload], reason, ack)
             return
-        self.sink.submit(SOURCE, topic, payload, ack, key=mqtt_key(topic, payload),
-                         redelivered=bool(message.dup))  # fmt: skip
+        self.sink.submit(
+            SOURCE, topic, payload, ack, key=mqtt_key(topic, payload), redelivered=bool(message.dup)
+        )
 
     def _format_for(self, topic: str) -> str:
         fmt = self._formats.get(topic)

@@ -119,9 +119,7 @@ class IngestSink:
         if self._pending == 0:
             self._first_pending = time.monotonic()
         self._pending += 1
-        if self._pending >= self.commit_max:
-            self._cond.notify()
-        elif self._pending == 1:
+        if self._pending >= self.commit_max or self._pending == 1:
             self._cond.notify()
 
     # -- committer thread -------------------------------------------------------------------

@@ -57,8 +57,15 @@ def _boot_bytes(boot_id: str) -> bytes:
 
 def encode_record(reading: Reading) -> bytes:
     """Frame one reading; the caller appends it to the current segment."""
-    return encode_fields(reading.seq, reading.source, reading.topic, reading.time,
-                         reading.payload, reading.key, reading.decoded)  # fmt: skip
+    return encode_fields(
+        reading.seq,
+        reading.source,
+        reading.topic,
+        reading.time,
+        reading.payload,
+        reading.key,
+        reading.decoded,
+    )
 
 
 def encode_fields(
@@ -80,11 +87,27 @@ def encode_fields(
         | (_HAS_KEY if key is not None else 0)
         | (_HAS_DECODED if decoded is not None else 0)
     )
-    body = b"".join((
-        _FIXED.pack(VERSION, flags, seq, time.wall_ns, time.mono_ns, _boot_bytes(time.boot_id),
-                    len(source_b), len(topic_b), len(key_b), len(decoded_b)),
-        source_b, topic_b, key_b, decoded_b, payload,
-    ))  # fmt: skip
+    body = b"".join(
+        (
+            _FIXED.pack(
+                VERSION,
+                flags,
+                seq,
+                time.wall_ns,
+                time.mono_ns,
+                _boot_bytes(time.boot_id),
+                len(source_b),
+                len(topic_b),
+                len(key_b),
+                len(decoded_b),
+            ),
+            source_b,
+            topic_b,
+            key_b,
+            decoded_b,
+            payload,
+        )
+    )
     return _FRAME.pack(len(body), zlib.crc32(body)) + body
 
 
@@ -92,8 +115,9 @@ def decode_body(body: bytes | memoryview) -> Reading:
     """Decode a record body whose CRC already matched; ValueError if it is not a valid body."""
     if len(body) < _FIXED.size:
         raise ValueError("record body shorter than its fixed header")
-    (version, flags, seq, wall_ns, mono_ns, boot, n_source, n_topic, n_key,
-     n_decoded) = _FIXED.unpack_from(body)  # fmt: skip
+    (version, flags, seq, wall_ns, mono_ns, boot, n_source, n_topic, n_key, n_decoded) = (
+        _FIXED.unpack_from(body)
+    )
     if version != VERSION:
         raise ValueError(f"unknown spool record version {version}")
     pos = _FIXED.size

@@ -12,6 +12,7 @@ torn tail (a crash mid-write) is truncated and damaged regions elsewhere are ski
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterator
@@ -194,10 +195,9 @@ class Spool:
 
     def _undo(self, data: bytearray, count: int) -> None:
         if self._segments and self._fd >= 0:
-            try:
+            # If this fails too, recovery truncates the torn tail instead.
+            with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, self._segments[-1].size)
-            except OSError:
-                pass  # the torn tail is truncated by recovery instead
         with self._lock:
             self._pending[0:0] = data
             self._pending_count += count

@@ -1,0 +1,1 @@
+"""Sources of readings: MQTT and serial adapters feeding the ingest sink."""
