@@ -414,6 +414,10 @@ def _serial(root: _Table) -> tuple[SerialConfig, ...]:
         parity = t.string("parity", "N").upper()
         if parity not in ("N", "E", "O"):
             raise ConfigError(t.key("parity"), f"{parity!r} is not a parity", "use N, E or O")
+        options_text = {
+            str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in options.items()
+        }
+        _check_driver_options(t.key("options"), driver, options_text)
         entries.append(
             SerialConfig(
                 name=t.string("name", f"serial{index}"),
@@ -421,14 +425,22 @@ def _serial(root: _Table) -> tuple[SerialConfig, ...]:
                 driver=driver,
                 baudrate=t.integer("baudrate", 0, 0, 4_000_000),
                 parity=parity,
-                options={
-                    str(k): str(v).lower() if isinstance(v, bool) else str(v)
-                    for k, v in options.items()
-                },
+                options=options_text,
                 reopen_max=t.duration("reopen_max", "30s", minimum=0.05),
             )
         )
     return tuple(entries)
+
+
+def _check_driver_options(key: str, driver: str, options: dict[str, str]) -> None:
+    """Drivers validate their own options; name the full key in the error."""
+    from drivers.registry import create
+
+    try:
+        create(driver, options)
+    except ConfigError as exc:
+        suffix = exc.key.removeprefix("options")
+        raise ConfigError(key + suffix, exc.problem, exc.fix) from None
 
 
 def _batch(root: _Table) -> BatchConfig:
