@@ -144,6 +144,25 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from gateway.restore_local import verify_local
+
+    report = verify_local(_config(args))
+    for problem in report.problems:
+        print(f"FAIL {problem}")
+    if not report.ok:
+        print(
+            f"verify: {len(report.problems)} problem(s) in {report.checked} batches",
+            file=sys.stderr,
+        )
+        return 1
+    head = f", head {report.head}" if report.head else ""
+    print(
+        f"verify: OK, {report.checked} batches, {report.fragments_checked} fragments checked{head}"
+    )
+    return 0
+
+
 def cmd_owner_key(args: argparse.Namespace) -> int:
     from gateway.keys import create_owner_key, format_owner_public
 
@@ -196,6 +215,7 @@ def _parser() -> argparse.ArgumentParser:
     p = add("restore", cmd_restore, "write every reading as JSON lines")
     p.add_argument("--out", required=True, help="output file (JSON lines)")
     p.add_argument("--owner-key", help="owner secret key file (default: the state dir's owner.key)")
+    add("verify", cmd_verify, "check every signature, chain link and hash of the local ledger")
     p = add("owner-key", cmd_owner_key, "create an owner key pair (X25519)", config=False)
     p.add_argument("--out", required=True, help="secret key file to create (mode 0600)")
     p = add(

@@ -168,6 +168,9 @@ def _setup(workdir: Path, broker_port: int, status_port: int) -> Path:
         if code:
             raise GatewayError("init failed")
     text = config.read_text()
+    # Seal often enough that batches appear within the demo's minute.
+    text = text.replace("max_readings = 10000", "max_readings = 2000")
+    text = text.replace('max_age = "5m"', 'max_age = "10s"')
     text = text.replace('listen = "127.0.0.1:8787"', f'listen = "127.0.0.1:{status_port}"')
     lines = [
         f"port = {broker_port}" if line.startswith("port = ") else line

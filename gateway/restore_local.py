@@ -1,27 +1,79 @@
-"""Restore from this gateway's own state directory: sealed batches, then the unsealed spool."""
+"""Restore and verify from this gateway's own state directory: sealed batches, then the spool.
+
+Sealed batches are opened from any k of their local fragments with an owner secret key (the
+``--owner-key`` file, else the state directory's ``owner.key``); spool readings that a batch
+already holds (a crash between sealing and releasing the spool) are skipped.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TextIO
 
+from nacl.public import PrivateKey
+
+from gateway.batcher import last_sealed_spool_seq, read_ledger_head
 from gateway.config import Config
+from gateway.errors import KeyMaterialError
+from gateway.keys import load_identity, load_owner_secret
 from gateway.reading import Reading
 from gateway.restore import RestoreSummary, write_jsonl
+from gateway.seal import Vault, VerifyReport, open_batch, verify_vault
 from gateway.spool import Spool
 
-__all__ = ["restore_local"]
+__all__ = ["restore_local", "verify_local"]
 
 
-def _spool_readings(config: Config) -> Iterator[tuple[Reading, int | None]]:
+def _owner_secret(config: Config, owner_key: str | None) -> PrivateKey:
+    path = Path(owner_key) if owner_key else config.state_dir / "owner.key"
+    if not path.exists():
+        raise KeyMaterialError(str(path), "no owner secret key here; pass --owner-key FILE")
+    return load_owner_secret(path)
+
+
+def _vault_readings(
+    vault: Vault, config: Config, owner_key: str | None
+) -> Iterator[tuple[Reading, int | None]]:
+    seqs = vault.seqs()
+    if not seqs:
+        return
+    secret = _owner_secret(config, owner_key)
+    gateway_key = load_identity(config.state_dir / "identity.key").verify_key
+    for seq in seqs:
+        signed = vault.header(seq)
+        dictionary_id = signed.header.compression.dictionary
+        dictionary = vault.dictionary(seq, dictionary_id) if dictionary_id else None
+        readings = open_batch(signed, vault.fragments(seq), secret, dictionary,
+                              gateway_key=gateway_key)  # fmt: skip
+        for reading in readings:
+            yield reading, seq
+
+
+def _spool_readings(config: Config, after: int) -> Iterator[tuple[Reading, int | None]]:
     spool = Spool(config.state_dir / "spool", config.spool.segment_size)
     try:
-        for reading in spool.readings():
+        for reading in spool.readings(after=max(after, spool.released_upto)):
             yield reading, None
     finally:
         spool.close()
 
 
+def _all(config: Config, owner_key: str | None) -> Iterator[tuple[Reading, int | None]]:
+    vault = Vault(config.state_dir)
+    yield from _vault_readings(vault, config, owner_key)
+    yield from _spool_readings(config, last_sealed_spool_seq(vault))
+
+
 def restore_local(config: Config, out: TextIO, owner_key: str | None = None) -> RestoreSummary:
-    del owner_key  # sealed batches (which need it) are read here once sealing is enabled
-    return write_jsonl(_spool_readings(config), out)
+    return write_jsonl(_all(config, owner_key), out)
+
+
+def verify_local(config: Config) -> VerifyReport:
+    """Signatures, chain links, hashes and fragments of every local batch (no key needed)."""
+    vault = Vault(config.state_dir)
+    gateway_key = load_identity(config.state_dir / "identity.key").verify_key
+    head = read_ledger_head(vault)
+    return verify_vault(vault, gateway_key=gateway_key,
+                        expected_last_seq=head[0] if head else None,
+                        expected_head=head[1] if head else None)  # fmt: skip

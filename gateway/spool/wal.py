@@ -80,6 +80,8 @@ class Spool:
         self.directory = directory
         self.segment_size = segment_size
         self._lock = threading.Lock()
+        # Segment bookkeeping: the committer appends, the sealer releases, readers copy.
+        self._segments_lock = threading.Lock()
         self._pending = bytearray()
         self._pending_count = 0
         self._segments: list[Segment] = []
@@ -178,7 +180,8 @@ class Spool:
             return 0
         try:
             if self._fd < 0 or self._segments[-1].size >= self.segment_size:
-                self._new_segment()
+                with self._segments_lock:
+                    self._new_segment()
             segment = self._segments[-1]
             os.write(self._fd, data)
             os.fdatasync(self._fd)
@@ -207,7 +210,9 @@ class Spool:
     def readings(self, after: int | None = None) -> Iterator[Reading]:
         """Durable readings with seq > ``after`` (default: the released watermark), in order."""
         floor = self._released if after is None else after
-        for segment in list(self._segments):
+        with self._segments_lock:
+            segments = list(self._segments)
+        for segment in segments:
             if segment.last_seq <= floor:
                 continue
             try:
@@ -226,14 +231,12 @@ class Spool:
             return
         write_atomic(self.directory / "released", str(upto).encode())
         self._released = upto
-        keep: list[Segment] = []
-        for index, segment in enumerate(self._segments):
-            current = index == len(self._segments) - 1
-            if not current and segment.last_seq <= upto:
-                segment.path.unlink(missing_ok=True)
-            else:
-                keep.append(segment)
-        self._segments = keep
+        with self._segments_lock:
+            segments = self._segments
+            done = [s for s in segments[:-1] if s.last_seq <= upto]  # never the open segment
+            self._segments = [s for s in segments if s not in done]
+        for segment in done:
+            segment.path.unlink(missing_ok=True)
 
     def drop_oldest(self) -> int:
         """Delete the oldest closed segment (bounded stores such as the quarantine only)."""

@@ -1,0 +1,230 @@
+"""The sealing stage: durable spool readings -> sealed batches in the vault -> spool released.
+
+A thread wakes every second (and whenever the spool grows) and seals when the unsealed readings
+reach ``[batch] max_readings`` or ``max_bytes``, or the oldest is ``max_age`` old; ``stop`` seals
+what is left. Order of effects, so a crash at any instant neither loses nor duplicates::
+
+    read readings after the watermark -> seal -> vault.put (fsynced, renamed) -> spool.release
+
+On start, the watermark is moved up to the newest spool seq named by the vault's last header:
+a crash between ``vault.put`` and ``spool.release`` must not seal those readings twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nacl.public import PublicKey
+from nacl.signing import SigningKey
+
+from gateway.clock import Clock
+from gateway.config import BatchConfig, StorageConfig
+from gateway.errors import GatewayError, StorageError
+from gateway.reading import Reading
+from gateway.seal import DictionaryObject, DictionaryTrainer, Vault, seal_batch, seal_dictionary
+from gateway.spool import Spool, write_atomic
+
+__all__ = [
+    "Batcher",
+    "BatcherStats",
+    "last_sealed_spool_seq",
+    "read_ledger_head",
+    "record_ledger_head",
+]
+
+log = logging.getLogger(__name__)
+
+RETRAIN_EVERY = 16  # batches between dictionary retraining
+
+
+def ledger_head_path(vault: Vault) -> Path:
+    return vault.path.parent / "ledger-head.json"
+
+
+def record_ledger_head(vault: Vault, seq: int, cid: str) -> None:
+    write_atomic(ledger_head_path(vault), json.dumps({"seq": seq, "cid": cid}).encode())
+
+
+def read_ledger_head(vault: Vault) -> tuple[int, str] | None:
+    try:
+        data = json.loads(ledger_head_path(vault).read_text())
+        return int(data["seq"]), str(data["cid"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StorageError(str(ledger_head_path(vault)), f"unreadable: {exc}") from exc
+
+
+def last_sealed_spool_seq(vault: Vault) -> int:
+    """The newest spool sequence number that some sealed batch holds (0 if none)."""
+    last = vault.last_seq()
+    if last is None:
+        return 0
+    header = vault.header(last).header
+    return max(high for _, high in header.sources.values())
+
+
+@dataclass(frozen=True, slots=True)
+class BatcherStats:
+    batches_sealed: int
+    readings_sealed: int
+    last_compression_ratio: float | None
+    vault_bytes: int
+    dictionary_id: str | None
+    last_error: str | None
+
+
+class Batcher:
+    def __init__(
+        self,
+        spool: Spool,
+        vault: Vault,
+        identity: SigningKey,
+        owners: Sequence[PublicKey],
+        batch: BatchConfig,
+        storage: StorageConfig,
+        clock: Clock,
+    ) -> None:
+        self.spool = spool
+        self.vault = vault
+        self.identity = identity
+        self.owners = list(owners)
+        self.batch = batch
+        self.k = storage.data_fragments
+        self.m = storage.parity_fragments
+        self.clock = clock
+        self.trainer = DictionaryTrainer()
+        self.dictionary: DictionaryObject | None = None
+        self._since_training = RETRAIN_EVERY
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.readings_sealed = 0
+        self.last_ratio: float | None = None
+        self.last_error: str | None = None
+        self.vault_bytes = _tree_size(vault.path)
+        self.batches_sealed = len(vault.seqs())
+        sealed = last_sealed_spool_seq(vault)
+        if sealed > spool.released_upto:
+            log.info("spool readings up to %d are already sealed; releasing them", sealed)
+            spool.release(sealed)
+
+    # -- thread ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="sealer", daemon=True)
+        self._thread.start()
+
+    def notify(self, _count: int = 0) -> None:
+        self._wake.set()
+
+    def stop(self, seal_rest: bool = True) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+        if seal_rest:
+            self.seal_due(force=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(1.0)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.seal_due()
+                self.last_error = None
+            except GatewayError as exc:
+                self.last_error = str(exc)
+                log.error("sealing failed, will retry: %s", exc)
+                self._stop.wait(5.0)
+
+    # -- sealing --------------------------------------------------------------------------
+
+    def _due(self, readings: list[Reading], size: int) -> bool:
+        if len(readings) >= self.batch.max_readings or size >= self.batch.max_bytes:
+            return True
+        oldest = readings[0].time
+        now = self.clock.now()
+        if oldest.boot_id != now.boot_id:
+            return True  # from before a reboot: its monotonic age is unknown, seal it now
+        return (now.mono_ns - oldest.mono_ns) / 1e9 >= self.batch.max_age
+
+    def seal_due(self, force: bool = False) -> int:
+        """Seal every batch that is due (all pending readings when ``force``); returns count."""
+        sealed = 0
+        with self._lock:
+            while True:
+                readings, size = self._next_batch()
+                if not readings or not (force or self._due(readings, size)):
+                    return sealed
+                self._seal(readings)
+                sealed += 1
+
+    def _next_batch(self) -> tuple[list[Reading], int]:
+        readings: list[Reading] = []
+        size = 0
+        for reading in self.spool.readings():
+            readings.append(reading)
+            size += len(reading.payload)
+            if len(readings) >= self.batch.max_readings or size >= self.batch.max_bytes:
+                break
+        return readings, size
+
+    def _seal(self, readings: list[Reading]) -> None:
+        head = self.vault.head()
+        if self._since_training >= RETRAIN_EVERY:
+            trained = self.trainer.train()
+            if trained is not None:
+                self.dictionary = seal_dictionary(trained, self.owners)
+            self._since_training = 0
+        started = time.perf_counter()
+        batch = seal_batch(
+            readings,
+            identity=self.identity,
+            owners=self.owners,
+            seq=self.vault.next_seq(),
+            prev=head[1] if head else None,
+            k=self.k,
+            m=self.m,
+            zstd_level=self.batch.zstd_level,
+            dictionary=self.dictionary,
+        )
+        path = self.vault.put(batch)
+        # Remembered outside the vault so that verify can tell a truncated chain from a short one.
+        record_ledger_head(self.vault, batch.seq, str(batch.header_cid))
+        self.spool.release(readings[-1].seq)
+        for reading in readings:
+            self.trainer.observe(reading)
+        self._since_training += 1
+        self.readings_sealed += len(readings)
+        self.batches_sealed += 1
+        self.last_ratio = batch.stats.compression_ratio
+        self.vault_bytes += _tree_size(path)
+        log.info("sealed batch %d: %d readings, %.1fx compression, %.1f ms", batch.seq,
+                 len(readings), batch.stats.compression_ratio,
+                 (time.perf_counter() - started) * 1000)  # fmt: skip
+
+    def stats(self) -> BatcherStats:
+        return BatcherStats(
+            batches_sealed=self.batches_sealed,
+            readings_sealed=self.readings_sealed,
+            last_compression_ratio=self.last_ratio,
+            vault_bytes=self.vault_bytes,
+            dictionary_id=self.dictionary.id if self.dictionary else None,
+            last_error=self.last_error,
+        )
+
+
+def _tree_size(root: Path) -> int:
+    if not root.exists():
+        return 0
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
