@@ -194,8 +194,8 @@ def _progress(
         disk = status.get("disk", {})
         line = (
             f"sent {fleet.count:7d} | durable+acked {durable:7d} | {rate:7.0f}/s | spool "
-            f"{status['spool_pending']:7d} readings {disk.get('used', 0) / 1e6:6.2f} MB | "
-            f"dup dropped {status.get('duplicates_dropped', 0):3d} | "
+            f"{status['spool_pending']:6d} | sealed {status['batches_sealed']:3d} batches | "
+            f"disk {disk.get('used', 0) / 1e6:5.2f} MB | "
             f"{'BACKPRESSURE' if status['backpressure'] else 'ok'} {note}"
         )
     else:
