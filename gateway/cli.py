@@ -133,8 +133,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
     out_path = Path(args.out)
     tmp = out_path.with_name(out_path.name + ".partial")
-    with open(tmp, "w", encoding="utf-8") as out:
-        summary = restore_local(_config(args), out, owner_key=args.owner_key)
+    config = _config(args)
+    try:
+        with open(tmp, "w", encoding="utf-8") as out:
+            summary = restore_local(config, out, owner_key=args.owner_key)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # never leave partial or garbage output behind
+        raise
     tmp.replace(out_path)
     print(
         f"restored {summary.readings} readings from {summary.batches} batches to {out_path}"
