@@ -168,6 +168,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_car(args: argparse.Namespace) -> int:
+    from gateway.export_car import export_car
+
+    count, root = export_car(_config(args), Path(args.out))
+    print(f"wrote {count} batch headers to {args.out} (root {root})")
+    return 0
+
+
 def cmd_owner_key(args: argparse.Namespace) -> int:
     from gateway.keys import create_owner_key, format_owner_public
 
@@ -221,6 +229,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output file (JSON lines)")
     p.add_argument("--owner-key", help="owner secret key file (default: the state dir's owner.key)")
     add("verify", cmd_verify, "check every signature, chain link and hash of the local ledger")
+    p = add("export-car", cmd_export_car, "export the batch headers as a CAR v1 file")
+    p.add_argument("--out", required=True, help="CAR file to write")
     p = add("owner-key", cmd_owner_key, "create an owner key pair (X25519)", config=False)
     p.add_argument("--out", required=True, help="secret key file to create (mode 0600)")
     p = add(

@@ -167,3 +167,21 @@ def test_verify_names_the_batch_for_edits_deletions_swaps_and_truncation(
     middle = batches[2]
     middle.rename(tmp_path / "removed-middle")
     assert "2" in verify() and "missing" in verify()
+
+
+def test_exported_car_holds_every_header_with_the_chain_head_as_root(
+    tmp_path: Path, broker: Broker, gateway_process: Callable[[Path], GatewayProcess]
+) -> None:
+    from gateway.piece.car import decode_car
+    from gateway.seal import SignedHeader
+
+    config = _sealed_gateway(tmp_path, broker, gateway_process, 500)
+    result = cli("export-car", "--config", str(config), "--out", str(tmp_path / "ledger.car"))
+    assert result.returncode == 0, result.stderr
+    car = decode_car((tmp_path / "ledger.car").read_bytes())  # verifies every block's CID
+    headers = [SignedHeader.from_block(block.data) for block in car.blocks]
+    assert [h.header.seq for h in headers] == list(range(len(headers)))
+    head = json.loads((tmp_path / "state" / "ledger-head.json").read_text())
+    assert [str(c) for c in car.roots] == [head["cid"]] == [str(car.blocks[-1].cid)]
+    for earlier, later in zip(car.blocks, headers[1:], strict=False):
+        assert later.header.prev == earlier.cid, "each header links its predecessor"
