@@ -21,13 +21,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nacl.public import PublicKey
-from nacl.signing import SigningKey
 
 from gateway.clock import Clock
 from gateway.config import BatchConfig, StorageConfig
 from gateway.errors import GatewayError, StorageError
+from gateway.identity import Identity
 from gateway.reading import Reading
-from gateway.seal import DictionaryObject, DictionaryTrainer, Vault, seal_batch, seal_dictionary
+from gateway.seal import (
+    DictionaryObject,
+    DictionaryTrainer,
+    KeyRotation,
+    Vault,
+    seal_batch,
+    seal_dictionary,
+)
 from gateway.spool import Spool, write_atomic
 
 __all__ = [
@@ -85,7 +92,7 @@ class Batcher:
         self,
         spool: Spool,
         vault: Vault,
-        identity: SigningKey,
+        identity: Identity,
         owners: Sequence[PublicKey],
         batch: BatchConfig,
         storage: StorageConfig,
@@ -94,6 +101,9 @@ class Batcher:
         self.spool = spool
         self.vault = vault
         self.identity = identity
+        last = vault.last_seq()
+        if last is not None and (rotation := vault.header(last).header.rotation) is not None:
+            identity.finish_rotation(last, rotation.new_key)  # a crash came between seal and swap
         self.owners = list(owners)
         self.batch = batch
         self.k = storage.data_fragments
@@ -187,9 +197,12 @@ class Batcher:
                 self.dictionary = seal_dictionary(trained, self.owners)
             self._since_training = 0
         started = time.perf_counter()
+        pending = self.identity.pending()
+        rotation = KeyRotation.certify(self.identity.key, pending.verify_key) if pending else None
         batch = seal_batch(
             readings,
-            identity=self.identity,
+            identity=self.identity.key,
+            rotation=rotation,
             owners=self.owners,
             seq=self.vault.next_seq(),
             prev=head[1] if head else None,
@@ -201,6 +214,9 @@ class Batcher:
         path = self.vault.put(batch)
         # Remembered outside the vault so that verify can tell a truncated chain from a short one.
         record_ledger_head(self.vault, batch.seq, str(batch.header_cid))
+        if rotation is not None:
+            self.identity.finish_rotation(batch.seq, rotation.new_key)
+            log.info("identity rotated in batch %d", batch.seq)
         self.spool.release(readings[-1].seq)
         for reading in readings:
             self.trainer.observe(reading)

@@ -176,6 +176,20 @@ def cmd_export_car(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    from gateway.identity import Identity
+    from gateway.keys import format_gateway_public
+
+    identity = Identity(_config(args).state_dir)
+    if identity.pending() is not None:
+        raise GatewayError("a rotation is already pending; it completes with the next sealed batch")
+    new = identity.start_rotation()
+    print(f"new identity {format_gateway_public(new)} is certified by the current key in the next")
+    print("sealed batch; from then on batches are signed by the new key (the running daemon")
+    print("picks it up by itself)")
+    return 0
+
+
 def cmd_owner_key(args: argparse.Namespace) -> int:
     from gateway.keys import create_owner_key, format_owner_public
 
@@ -229,6 +243,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output file (JSON lines)")
     p.add_argument("--owner-key", help="owner secret key file (default: the state dir's owner.key)")
     add("verify", cmd_verify, "check every signature, chain link and hash of the local ledger")
+    add("rotate-key", cmd_rotate_key, "start an identity key rotation, certified in the chain")
     p = add("export-car", cmd_export_car, "export the batch headers as a CAR v1 file")
     p.add_argument("--out", required=True, help="CAR file to write")
     p = add("owner-key", cmd_owner_key, "create an owner key pair (X25519)", config=False)

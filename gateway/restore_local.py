@@ -16,7 +16,8 @@ from nacl.public import PrivateKey
 from gateway.batcher import last_sealed_spool_seq, read_ledger_head
 from gateway.config import Config
 from gateway.errors import KeyMaterialError
-from gateway.keys import load_identity, load_owner_secret
+from gateway.identity import Identity, keys_by_batch
+from gateway.keys import load_owner_secret
 from gateway.reading import Reading
 from gateway.restore import RestoreSummary, write_jsonl
 from gateway.seal import Vault, VerifyReport, open_batch, verify_vault
@@ -39,13 +40,14 @@ def _vault_readings(
     if not seqs:
         return
     secret = _owner_secret(config, owner_key)
-    gateway_key = load_identity(config.state_dir / "identity.key").verify_key
-    for seq in seqs:
-        signed = vault.header(seq)
+    headers = [vault.header(seq) for seq in seqs]
+    keys = keys_by_batch(headers, Identity(config.state_dir).genesis())
+    for signed in headers:
+        seq = signed.seq
         dictionary_id = signed.header.compression.dictionary
         dictionary = vault.dictionary(seq, dictionary_id) if dictionary_id else None
         readings = open_batch(signed, vault.fragments(seq), secret, dictionary,
-                              gateway_key=gateway_key)  # fmt: skip
+                              gateway_key=keys[seq])  # fmt: skip
         for reading in readings:
             yield reading, seq
 
@@ -72,7 +74,7 @@ def restore_local(config: Config, out: TextIO, owner_key: str | None = None) -> 
 def verify_local(config: Config) -> VerifyReport:
     """Signatures, chain links, hashes and fragments of every local batch (no key needed)."""
     vault = Vault(config.state_dir)
-    gateway_key = load_identity(config.state_dir / "identity.key").verify_key
+    gateway_key = Identity(config.state_dir).genesis()
     head = read_ledger_head(vault)
     return verify_vault(vault, gateway_key=gateway_key,
                         expected_last_seq=head[0] if head else None,

@@ -185,3 +185,26 @@ def test_exported_car_holds_every_header_with_the_chain_head_as_root(
     assert [str(c) for c in car.roots] == [head["cid"]] == [str(car.blocks[-1].cid)]
     for earlier, later in zip(car.blocks, headers[1:], strict=False):
         assert later.header.prev == earlier.cid, "each header links its predecessor"
+
+
+def test_rotated_identity_is_certified_in_the_chain_and_everything_verifies(
+    tmp_path: Path, broker: Broker, gateway_process: Callable[[Path], GatewayProcess]
+) -> None:
+    config = write_config(tmp_path, broker.port, extra=SMALL_BATCHES)
+    gw = gateway_process(config)
+    gw.start()
+    publisher = Publisher(broker.port)
+    publisher.publish_all([("sensors/r", json.dumps({"id": i})) for i in range(300)])
+    before = gw.wait_for(lambda s: s["readings_total"] == 300 and s["batches_sealed"] >= 2)
+    rotated = cli("rotate-key", "--config", str(config))
+    assert rotated.returncode == 0, rotated.stderr
+    new_key = rotated.stdout.split()[2]
+    publisher.publish_all([("sensors/r", json.dumps({"id": i})) for i in range(300, 600)])
+    after = gw.wait_for(lambda s: s["readings_total"] == 600 and s["public_key"] == new_key)
+    assert before["public_key"] != after["public_key"]
+    assert gw.stop() == 0
+    assert (tmp_path / "state" / "identity-genesis.pub").read_text() == before["public_key"]
+    verified = cli("verify", "--config", str(config))
+    assert verified.returncode == 0, verified.stdout
+    assert sorted(_ids(config, tmp_path / "o.jsonl")) == list(range(600))
+    publisher.close()
