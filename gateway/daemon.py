@@ -1,6 +1,7 @@
 """The gateway daemon (``depin-gateway run``): wires the stages of the data path together.
 
     sources (MQTT, serial) -> IngestSink -> Spool            (gateway/ingest, gateway/spool)
+    Spool -> Batcher -> Vault (sealed batches)               (gateway/batcher.py, gateway/seal)
     status HTTP: /status /metrics /healthz                   (gateway/status_http.py)
 
 State directory layout::
@@ -8,6 +9,7 @@ State directory layout::
     <state_dir>/identity.key      Ed25519 identity (0600)
     <state_dir>/spool/            write-ahead log segments + "released" watermark
     <state_dir>/quarantine/       rejected messages, bounded
+    <state_dir>/vault/            sealed batches (header, fragments, dictionary objects)
     <state_dir>/daemon.json       small state (started count), written atomically
 """
 
@@ -24,14 +26,18 @@ from pathlib import Path
 from typing import Any
 
 from gateway import __version__
+from gateway.batcher import Batcher
 from gateway.budget import DiskBudget
 from gateway.clock import Clock, SystemClock
 from gateway.config import Config
 from gateway.errors import GatewayError, KeyMaterialError, StorageError
+from gateway.identity import Identity
 from gateway.ingest.mqtt import MqttIngest
+from gateway.ingest.serial import SerialIngest
 from gateway.ingest.sink import IngestSink
-from gateway.keys import format_gateway_public, load_identity
+from gateway.keys import format_gateway_public, parse_owner_public
 from gateway.sdnotify import notify, watchdog_interval
+from gateway.seal import Vault
 from gateway.spool import Spool
 from gateway.status import StatusSnapshot
 
@@ -63,8 +69,7 @@ class Gateway:
                 str(identity_path(config)),
                 "no identity key; run: depin-gateway init --config " + str(config.path or "CONFIG"),
             )
-        self.identity = load_identity(identity_path(config))
-        self.public_key = format_gateway_public(self.identity.verify_key)
+        self.identity = Identity(state)
         self.spool = Spool(state / "spool", config.spool.segment_size)
         self.quarantine = Spool(state / "quarantine", max(4096, config.mqtt.quarantine_size // 4))
         self.budget = DiskBudget(
@@ -85,9 +90,23 @@ class Gateway:
             quarantine_size=config.mqtt.quarantine_size,
         )
         self.mqtt = MqttIngest(config.mqtt, self.sink) if config.mqtt.enabled else None
-        self.serial: list[Any] = []
+        self.serial: list[Any] = [
+            SerialIngest.from_config(entry, self.sink) for entry in config.serial
+        ]
         self.extra_usage: list[Any] = []
         self.errors: dict[str, str] = {}
+        self.batcher = self._make_batcher()
+
+    def _make_batcher(self) -> Batcher | None:
+        owners = [parse_owner_public(key) for key in self.config.owner.public_keys]
+        if not owners:
+            self.errors["seal"] = "no [owner] public_keys: readings stay unsealed in the spool"
+            return None
+        batcher = Batcher(self.spool, Vault(self.config.state_dir), self.identity, owners,
+                          self.config.batch, self.config.storage, self.clock)  # fmt: skip
+        self.sink.on_durable.append(batcher.notify)
+        self.extra_usage.append(lambda: batcher.vault_bytes)
+        return batcher
 
     def disk_used(self) -> int:
         used = self.spool.bytes_on_disk + self.quarantine.bytes_on_disk
@@ -95,6 +114,8 @@ class Gateway:
 
     def start(self) -> None:
         self.sink.start()
+        if self.batcher is not None:
+            self.batcher.start()
         if self.mqtt is not None:
             self.mqtt.start()
         for port in self.serial:
@@ -108,6 +129,8 @@ class Gateway:
             self.sink.commit_now()
             self.mqtt.stop()
         self.sink.stop()
+        if self.batcher is not None:
+            self.batcher.stop(seal_rest=True)  # a clean shutdown seals what is pending
         self.spool.close()
         self.quarantine.close()
 
@@ -131,6 +154,21 @@ class Gateway:
         for port in self.serial:
             sources[f"serial:{port.name}"] = port.stats()
         last_errors = dict(self.errors)
+        seal: dict[str, Any] = {"enabled": self.batcher is not None}
+        batches_sealed = 0
+        if self.batcher is not None:
+            b = self.batcher.stats()
+            batches_sealed = b.batches_sealed
+            seal |= {
+                "readings_sealed": b.readings_sealed,
+                "last_compression_ratio": b.last_compression_ratio,
+                "vault_bytes": b.vault_bytes,
+                "dictionary": b.dictionary_id,
+                "data_fragments": self.config.storage.data_fragments,
+                "parity_fragments": self.config.storage.parity_fragments,
+            }
+            if b.last_error:
+                last_errors["seal"] = b.last_error
         if sink.last_error:
             last_errors["spool"] = sink.last_error
         for name, source in sources.items():
@@ -151,6 +189,7 @@ class Gateway:
                 "damaged_bytes": spool.damaged_bytes,
                 "truncated_bytes": spool.truncated_bytes,
             },
+            "seal": seal,
             "duplicates_dropped": sink.duplicates,
             "quarantine": {
                 "by_reason": sink.quarantined,
@@ -169,12 +208,12 @@ class Gateway:
         }
         return StatusSnapshot(
             gateway_id=self.config.gateway.id,
-            public_key=self.public_key,
+            public_key=format_gateway_public(self.identity.key.verify_key),
             version=__version__,
             uptime_s=time.monotonic() - self.started,
             readings_total=spool.next_seq - 1 - spool.unflushed,
             spool_pending=spool.pending,
-            batches_sealed=0,
+            batches_sealed=batches_sealed,
             batches_durable=0,
             quarantined=sum(sink.quarantined.values()),
             backpressure=budget.backpressure,
