@@ -29,6 +29,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.broker import Broker, free_port
 from gateway.errors import GatewayError
+from gateway.reading import payload_from_json
+from gateway.simulate import SerialDevices
 
 __all__ = ["run_demo"]
 
@@ -147,7 +149,7 @@ class DemoGateway:
         self.log.close()
 
 
-def _setup(workdir: Path, broker_port: int, status_port: int) -> Path:
+def _setup(workdir: Path, broker_port: int, status_port: int, serial_toml: str) -> Path:
     from gateway.cli import main as cli_main
 
     config = workdir / "gateway.toml"
@@ -176,7 +178,7 @@ def _setup(workdir: Path, broker_port: int, status_port: int) -> Path:
         f"port = {broker_port}" if line.startswith("port = ") else line
         for line in text.splitlines()
     ]
-    config.write_text("\n".join(lines) + "\n")
+    config.write_text("\n".join(lines) + "\n" + serial_toml)
     return config
 
 
@@ -210,7 +212,8 @@ def run_demo(duration: float = 60.0, workdir: str | None = None, rate: float = 2
     broker = Broker(root / "broker")
     broker.start()
     status_port = free_port()
-    config = _setup(root, broker.port, status_port)
+    devices = SerialDevices()
+    config = _setup(root, broker.port, status_port, devices.toml())
     gateway = DemoGateway(config, status_port)
     fleet = SensorFleet(broker.port, rate)
     publisher = threading.Thread(target=fleet.run, name="sensors")
@@ -220,6 +223,11 @@ def run_demo(duration: float = 60.0, workdir: str | None = None, rate: float = 2
             f"broker 127.0.0.1:{broker.port}, gateway status http://127.0.0.1:{status_port}/status"
         )
         publisher.start()
+        devices.start()
+        print(
+            f"serial devices on {devices.pms.path} (PMS5003), {devices.gnss.path} (GNSS), "
+            f"{devices.mcu.path} (bridge firmware)"
+        )
         started = time.monotonic()
         last = [started, -1.0]
         killed = False
@@ -236,24 +244,37 @@ def run_demo(duration: float = 60.0, workdir: str | None = None, rate: float = 2
             _progress(fleet, gateway.status(), last, note)
         fleet.stop.set()
         publisher.join()
-        print(f"sensors stopped after {fleet.count} readings; draining...")
-        deadline = time.monotonic() + 60
-        status = gateway.status()
-        while time.monotonic() < deadline and (
-            status is None or status["readings_total"] < fleet.count
-        ):
-            time.sleep(0.5)
-            status = gateway.status()
+        acked = devices.finish()
+        print(
+            f"sensors stopped after {fleet.count} MQTT readings; bridge firmware "
+            f"{'has every reading acked' if acked else 'still has unacked readings'}; draining"
+        )
+        status = _drain(gateway, fleet.count + len(devices.bridge_values))
         _progress(fleet, status, last, "drained")
         gateway.stop()
-        return _check_restore(config, fleet)
+        return _check_restore(config, fleet, devices)
     finally:
         fleet.stop.set()
+        devices.close()
         gateway.stop()
         broker.stop()
 
 
-def _check_restore(config: Path, fleet: SensorFleet) -> int:
+def _drain(gateway: DemoGateway, at_least: int) -> dict[str, Any] | None:
+    """Wait until everything sent is durable: the count has reached ``at_least`` and is still."""
+    deadline = time.monotonic() + 60
+    previous, status = -1, gateway.status()
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        status = gateway.status()
+        total = status["readings_total"] if status else -1
+        if total >= at_least and total == previous:
+            break
+        previous = total
+    return status
+
+
+def _check_restore(config: Path, fleet: SensorFleet, devices: SerialDevices) -> int:
     out = config.parent / "restore.jsonl"
     result = subprocess.run(
         [
@@ -275,17 +296,43 @@ def _check_restore(config: Path, fleet: SensorFleet) -> int:
         print("demo FAILED: restore did not run")
         return 1
     restored: Counter[tuple[str, bytes]] = Counter()
+    serial: dict[str, list[bytes]] = {"serial:pm": [], "serial:gnss": [], "serial:mcu": []}
     for line in out.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
-        restored[(row["topic"], row["payload"].encode("utf-8"))] += 1
+        if row["source"] in serial:
+            serial[row["source"]].append(payload_from_json(row["payload"]))
+        else:
+            restored[(row["topic"], payload_from_json(row["payload"]))] += 1
+    serial_ok = _check_serial(serial, devices)
     missing = fleet.sent - restored
     extra = restored - fleet.sent
     print(
         f"restore check: sent {sum(fleet.sent.values())}, restored {sum(restored.values())}, "
         f"missing {sum(missing.values())}, duplicated or unknown {sum(extra.values())}"
     )
-    if missing or extra:
+    if missing or extra or not serial_ok:
         print("demo FAILED")
         return 1
-    print(f"demo OK: every reading restored exactly once, byte for byte ({out})")
+    print(f"demo OK: every acknowledged reading restored exactly once, byte for byte ({out})")
     return 0
+
+
+def _check_serial(serial: dict[str, list[bytes]], devices: SerialDevices) -> bool:
+    from drivers.bridge import parse_frame
+
+    values = Counter(parse_frame(frame).payload[1] for frame in serial["serial:mcu"])
+    bridge_ok = values == Counter(devices.bridge_values)
+    sent_pms = set(devices.pms_frames)
+    pms_ok = all(frame in sent_pms for frame in serial["serial:pm"])
+    print(
+        f"serial: bridge firmware sent {len(devices.bridge_values)}, restored "
+        f"{sum(values.values())} ({'exactly once each' if bridge_ok else 'MISMATCH'}); "
+        f"PMS5003 sent {len(devices.pms_frames)} frames, restored {len(serial['serial:pm'])} "
+        f"byte-exact; GNSS sent {devices.gnss_sent} sentences, restored "
+        f"{len(serial['serial:gnss'])}"
+    )
+    print(
+        "  (push sensors cannot be held back: what they sent while the gateway was down is "
+        "lost at the sensor; the bridge firmware resends until acked)"
+    )
+    return bridge_ok and pms_ok
