@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +119,7 @@ class Batcher:
         self.readings_sealed = 0
         self.last_ratio: float | None = None
         self.last_error: str | None = None
+        self.on_sealed: list[Callable[[int], None]] = []  # called with the seq after each seal
         self.vault_bytes = _tree_size(vault.path)
         self.batches_sealed = len(vault.seqs())
         sealed = last_sealed_spool_seq(vault)
@@ -209,6 +210,7 @@ class Batcher:
             k=self.k,
             m=self.m,
             zstd_level=self.batch.zstd_level,
+            codec_name=self.batch.codec,
             dictionary=self.dictionary,
         )
         path = self.vault.put(batch)
@@ -218,6 +220,8 @@ class Batcher:
             self.identity.finish_rotation(batch.seq, rotation.new_key)
             log.info("identity rotated in batch %d", batch.seq)
         self.spool.release(readings[-1].seq)
+        for callback in self.on_sealed:
+            callback(batch.seq)
         for reading in readings:
             self.trainer.observe(reading)
         self._since_training += 1

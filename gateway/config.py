@@ -104,6 +104,7 @@ class BatchConfig:
     max_bytes: int
     max_age: float
     zstd_level: int
+    codec: str = "readings-cbor-v2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,10 @@ class StorageConfig:
     max_price: int
     budget: int
     allow_same_node: bool
+    upload_rate: int = 0  # bytes per second for fragment uploads; 0 = unlimited
+    request_timeout: float = 10.0  # every request to a storage node
+    object_replicas: int = 3  # copies of each dictionary object and ledger snapshot
+    repair_after: int = 2  # consecutive failed proofs before a fragment is re-placed
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,12 +449,20 @@ def _check_driver_options(key: str, driver: str, options: dict[str, str]) -> Non
 
 
 def _batch(root: _Table) -> BatchConfig:
-    t = root.table("batch", ("max_readings", "max_bytes", "max_age", "zstd_level"))
+    t = root.table("batch", ("max_readings", "max_bytes", "max_age", "zstd_level", "codec"))
+    codec = t.string("codec", "readings-cbor-v2")
+    if codec not in ("readings-cbor-v1", "readings-cbor-v2"):
+        raise ConfigError(
+            t.key("codec"),
+            f"unknown codec {codec!r}",
+            "readings-cbor-v2 (compact) or readings-cbor-v1 (fast)",
+        )
     return BatchConfig(
         max_readings=t.integer("max_readings", 10_000, 1, 10_000_000),
         max_bytes=t.size("max_bytes", "4MiB", minimum=1024),
         max_age=t.duration("max_age", "5m", minimum=0.1),
         zstd_level=t.integer("zstd_level", 9, 1, 22),
+        codec=codec,
     )
 
 
@@ -482,6 +495,10 @@ def _storage(root: _Table) -> StorageConfig:
             "max_price",
             "budget",
             "allow_same_node",
+            "upload_rate",
+            "request_timeout",
+            "object_replicas",
+            "repair_after",
         ),
     )
     return StorageConfig(
@@ -492,7 +509,20 @@ def _storage(root: _Table) -> StorageConfig:
         max_price=t.integer("max_price", 10**12, 0, 2**63),
         budget=t.integer("budget", 10**18, 0, 2**63),
         allow_same_node=t.boolean("allow_same_node", False),
+        upload_rate=_rate(t, "upload_rate"),
+        request_timeout=t.duration("request_timeout", "10s", minimum=0.1),
+        object_replicas=t.integer("object_replicas", 3, 1, 16),
+        repair_after=t.integer("repair_after", 2, 1, 100),
     )
+
+
+def _rate(t: _Table, name: str) -> int:
+    """A byte rate: "1MiB/s" or "1MiB" (per second), 0 = unlimited."""
+    raw = t.data.get(name, 0)
+    try:
+        return parse_size(raw.strip().removesuffix("/s") if isinstance(raw, str) else raw)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(t.key(name), str(exc), f'for example {name} = "1MiB/s"') from None
 
 
 def _proving(root: _Table) -> ProvingConfig:

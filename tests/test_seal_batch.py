@@ -91,7 +91,7 @@ def test_header_records_what_design_section_3_lists() -> None:
     assert header.time_first_ns == min(r.time.wall_ns for r in READINGS)
     assert header.time_last_ns == max(r.time.wall_ns for r in READINGS)
     assert set(header.sources) == {"mqtt", "serial:pms0"}
-    assert header.codec == "readings-cbor-v1"
+    assert header.codec == "readings-cbor-v2"
     assert header.compression.alg == "zstd"
     assert len(header.wrapped_keys) == 2
     assert (header.erasure.k, header.erasure.m) == (3, 3)

@@ -105,8 +105,17 @@ def verify_request(
     now: int,
     replay: ReplayCache,
     max_skew: int = 300,
+    *,
+    body_digest: str | None = None,
 ) -> VerifyKey:
-    """The verified client key, or ``InputError`` saying exactly what is wrong."""
+    """The verified client key, or ``InputError`` saying exactly what is wrong.
+
+    ``body_digest`` (streamed bodies): the ``Content-Digest`` the caller will check against the
+    body it receives, used instead of hashing ``body``. A server that authenticates an upload
+    before reading it passes the request's ``Content-Digest`` header here, then MUST compare
+    ``content_digest`` of the bytes it actually stored with it (the node does, see
+    ``gateway/node``), so the client's hash is never trusted, only checked.
+    """
     lower = {k.lower(): v for k, v in headers.items()}
     signature_input = lower.get("signature-input")
     signature = lower.get("signature")
@@ -122,7 +131,7 @@ def verify_request(
     created = int(params_match["created"])
     if abs(now - created) > max_skew:
         raise _fail(f"signature created {now - created:+d} s from now (allowed ±{max_skew} s)")
-    digest = content_digest(body)
+    digest = content_digest(body) if body_digest is None else body_digest
     claimed = lower.get("content-digest")
     if claimed is not None and claimed != digest:
         raise _fail("Content-Digest does not match the body")

@@ -50,7 +50,7 @@ def _select_backend() -> str:
         fr32_pad, hash_layer, subtree_root = _pure.fr32_pad, _pure.hash_layer, _pure.subtree_root
         return "pure"
     try:
-        from gateway.piece import _commp_native  # noqa: PLC0415 - optional C extension
+        from gateway.piece import _commp_native
     except ImportError:
         fr32_pad, hash_layer, subtree_root = _pure.fr32_pad, _pure.hash_layer, _pure.subtree_root
         return "pure"

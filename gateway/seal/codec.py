@@ -1,5 +1,10 @@
 """The batch codec: a list of ``Reading`` <-> compact, deterministic bytes (exact round trip).
 
+Versions are named in the batch header's ``codec`` field. ``encode`` writes ``CODEC_NAME``
+(``readings-cbor-v2``, see ``gateway.seal.codec_v2``: JSON payloads split into value columns);
+``decode`` reads every version ever written. ``encode_readings`` / ``decode_readings`` are the
+``readings-cbor-v1`` pair, kept so old batches open and tests can write them.
+
 Format ``readings-cbor-v1`` is one canonical CBOR map, laid out in columns so that zstd sees
 like next to like (all payloads together, all timestamps together)::
 
@@ -30,15 +35,26 @@ from typing import Any
 import cbor2
 
 from gateway.reading import Reading, ReceiveTime
+from gateway.seal import codec_v2
+from gateway.seal.columns import CodecError
 
-__all__ = ["CODEC_NAME", "CodecError", "decode_readings", "encode_readings"]
+__all__ = [
+    "CODECS",
+    "CODEC_NAME",
+    "CODEC_V1",
+    "CODEC_V2",
+    "CodecError",
+    "decode",
+    "decode_readings",
+    "encode",
+    "encode_readings",
+]
 
-CODEC_NAME = "readings-cbor-v1"
+CODEC_V1 = "readings-cbor-v1"
+CODEC_V2 = codec_v2.CODEC_NAME
+CODEC_NAME = CODEC_V2  # what seal_batch writes
+CODECS = (CODEC_V1, CODEC_V2)
 _VERSION = 1
-
-
-class CodecError(ValueError):
-    """The bytes are not a valid encoded batch (the caller names the batch)."""
 
 
 def _deltas(values: Iterable[int]) -> list[int]:
@@ -57,6 +73,24 @@ def _undelta(deltas: Sequence[int]) -> list[int]:
         total += delta
         out.append(total)
     return out
+
+
+def encode(readings: Sequence[Reading], codec: str = CODEC_NAME) -> bytes:
+    """Encode ``readings`` (in the given order) as ``codec`` bytes."""
+    if codec == CODEC_V2:
+        return codec_v2.encode_readings(readings)
+    if codec == CODEC_V1:
+        return encode_readings(readings)
+    raise ValueError(f"unknown codec {codec!r}; known: {', '.join(CODECS)}")
+
+
+def decode(data: bytes, codec: str) -> list[Reading]:
+    """Decode a batch that ``codec`` wrote; any malformation raises ``CodecError``."""
+    if codec == CODEC_V2:
+        return codec_v2.decode_readings(data)
+    if codec == CODEC_V1:
+        return decode_readings(data)
+    raise CodecError(f"unknown codec {codec!r}")
 
 
 def encode_readings(readings: Sequence[Reading]) -> bytes:

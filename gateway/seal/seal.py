@@ -108,6 +108,7 @@ def seal_batch(
     dictionary: DictionaryObject | None = None,
     rotation: KeyRotation | None = None,
     random_bytes: crypto.RandomBytes = os.urandom,
+    codec_name: str = codec.CODEC_NAME,
 ) -> SealedBatch:
     """Seal ``readings`` as batch ``seq`` linked to ``prev`` (the previous header's CID)."""
     if not readings:
@@ -118,7 +119,7 @@ def seal_batch(
             raise KeyMaterialError(
                 "", f"dictionary {dictionary.id} is not sealed to {format_owner_public(missing[0])}"
             )
-    plaintext = codec.encode_readings(readings)
+    plaintext = codec.encode(readings, codec_name)
     compressed = compress.compress(
         plaintext, level=zstd_level, dictionary=dictionary.dictionary if dictionary else None
     )
@@ -134,7 +135,7 @@ def seal_batch(
         time_last_ns=last,
         count=len(readings),
         sources=sources,
-        codec=codec.CODEC_NAME,
+        codec=codec_name,
         compression=Compression("zstd", zstd_level, dictionary.id if dictionary else None),
         plaintext_sha256=hashlib.sha256(plaintext).digest(),
         plaintext_size=len(plaintext),
@@ -230,7 +231,7 @@ def open_batch(
     """
     signed.check_signature(gateway_key)
     header = signed.header
-    if header.codec != codec.CODEC_NAME:
+    if header.codec not in codec.CODECS:
         raise IntegrityError(header.seq, "codec", f"unknown codec {header.codec!r}")
     ciphertext = restore_ciphertext(header, fragments)
     data_key = crypto.unwrap_data_key(header.wrapped_keys, owner_secret)
@@ -245,7 +246,7 @@ def open_batch(
     if hashlib.sha256(plaintext).digest() != header.plaintext_sha256:
         raise IntegrityError(header.seq, "plaintext", "sha256 differs from the header")
     try:
-        readings = codec.decode_readings(plaintext)
+        readings = codec.decode(plaintext, header.codec)
     except codec.CodecError as exc:
         raise IntegrityError(header.seq, "codec", str(exc)) from exc
     if len(readings) != header.count:
