@@ -105,6 +105,7 @@ class BatchConfig:
     max_age: float
     zstd_level: int
     codec: str = "readings-cbor-v2"
+    time_resolution_ns: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,7 +450,12 @@ def _check_driver_options(key: str, driver: str, options: dict[str, str]) -> Non
 
 
 def _batch(root: _Table) -> BatchConfig:
-    t = root.table("batch", ("max_readings", "max_bytes", "max_age", "zstd_level", "codec"))
+    t = root.table(
+        "batch", ("max_readings", "max_bytes", "max_age", "zstd_level", "codec", "time_resolution")
+    )
+    resolution = t.duration("time_resolution", "1us")
+    if not 1e-9 <= resolution <= 1.0:
+        raise ConfigError(t.key("time_resolution"), "must be between 1ns and 1s", 'e.g. "1us"')
     codec = t.string("codec", "readings-cbor-v2")
     if codec not in ("readings-cbor-v1", "readings-cbor-v2"):
         raise ConfigError(
@@ -463,6 +469,7 @@ def _batch(root: _Table) -> BatchConfig:
         max_age=t.duration("max_age", "5m", minimum=0.1),
         zstd_level=t.integer("zstd_level", 9, 1, 22),
         codec=codec,
+        time_resolution_ns=max(1, round(resolution * 1e9)),
     )
 
 

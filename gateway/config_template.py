@@ -49,6 +49,7 @@ max_readings = 10000
 max_bytes = "4MiB"
 max_age = "5m"
 zstd_level = 9
+time_resolution = "1us"           # receive times in sealed batches (restore prints microseconds)
 codec = "readings-cbor-v2"         # v2: JSON split into value columns (~1.7x smaller than
                                    # v1 at 10k readings, ~60x more CPU); v1: fast, less compact
 

@@ -78,9 +78,9 @@ def test_missing_config_says_how_to_create_one(tmp_path: Path) -> None:
     assert "depin-gateway init" in result.stderr
 
 
-@given(st.integers(0, 10**6), st.sampled_from(["ms", "s", "m", "h", "d"]))
+@given(st.integers(0, 10**6), st.sampled_from(["ns", "us", "ms", "s", "m", "h", "d"]))
 def test_duration_units(value: int, unit: str) -> None:
-    factor = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+    factor = {"ns": 1e-9, "us": 1e-6, "ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
     assert parse_duration(f"{value}{unit}") == pytest.approx(value * factor)
 
 
