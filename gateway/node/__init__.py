@@ -1,0 +1,30 @@
+"""The storage node: stores pieces, makes signed deals, proves possession, earns vouchers.
+
+HTTP API (exact wire formats): ``gateway/node/API.md``. Modules, one concept each:
+``config`` ([node] TOML), ``deals`` (records + lifecycle table, pure), ``policy`` (deal terms,
+pure), ``ranges`` and ``ratelimit`` (pure), ``store`` (disk), ``prooftree`` (Merkle proofs),
+``service`` (state and operations), ``server`` (aiohttp routes), ``status``, ``announce`` (MQTT),
+``runner`` (start/stop), ``cli`` (``node init`` / ``node run``).
+"""
+
+from gateway.node.cli import node_init_main, node_run_main
+from gateway.node.config import (
+    NodeConfig,
+    load_node_config,
+    node_config_from_string,
+    render_node_config,
+)
+from gateway.node.runner import NodeThread, RunningNode, serve, start_node
+
+__all__ = [
+    "NodeConfig",
+    "NodeThread",
+    "RunningNode",
+    "load_node_config",
+    "node_config_from_string",
+    "node_init_main",
+    "node_run_main",
+    "render_node_config",
+    "serve",
+    "start_node",
+]
