@@ -112,15 +112,25 @@ class _Body:
         values = {n: body[n] for n in names}
         for name in cls.AMOUNTS:
             values[name] = _amount(values[name], name)
+        for f in fields(cls):
+            if f.name not in cls.AMOUNTS and not _TYPE_CHECKS[str(f.type)](values[f.name]):
+                raise _fail(cls.KIND, f"{f.name}: expected {f.type}")
         try:
             return cls(**values)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, KeyMaterialError) as exc:
             raise _fail(cls.KIND, str(exc)) from None
 
     @classmethod
     def open(cls: type[T], wire: Any, signer: VerifyKey | None = None) -> tuple[T, VerifyKey]:
         body, key = open_signed(wire, cls.KIND, signer)
         return cls.from_body(body), key
+
+
+_TYPE_CHECKS = {
+    "str": lambda v: isinstance(v, str),
+    "bool": lambda v: isinstance(v, bool),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+}
 
 
 def _check(condition: bool, reason: str) -> None:
