@@ -11,6 +11,10 @@ and fsync would lose it; QoS 1 plus deduplication gives exactly once in the rest
 
 Acks from a previous connection are never sent on a new one: the broker may have reused their
 packet ids, and it redelivers those messages anyway (deduplicated, then acked again).
+
+The PUBACKs of one durable group leave as one write (``_flush_acks``, run by the sink after the
+group's acks): ``Client.ack`` per message costs a wake-up of paho's loop and a 4-byte ``send``
+each, which at a few thousand readings/s took a large share of paho's thread (bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import logging
 import random
 import ssl
+import struct
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -40,6 +45,10 @@ __all__ = ["MqttIngest", "MqttStats", "validate_payload"]
 log = logging.getLogger(__name__)
 
 SOURCE = "mqtt"
+
+# PUBACK with remaining length 2 (packet id only): MQTT 5 section 3.4.2.1 lets a sender omit the
+# reason code when it is 0x00 (success) and there are no properties. paho sends the same bytes.
+_PUBACK = struct.Struct("!BBH")
 
 
 def validate_payload(payload: bytes, fmt: str, max_payload: int) -> str | None:
@@ -90,7 +99,11 @@ class MqttIngest:
         self.rejected: Counter[str] = Counter()
         self.last_error: str | None = None
         self._formats: dict[str, str] = {}
+        self._pubacks: list[tuple[int, int]] = []  # (generation, mid) of the group being acked
         self.client = self._make_client()
+        # paho has no public call to queue raw packets; without it, ack one by one.
+        self._queue_packet = getattr(self.client, "_packet_queue", None)
+        sink.on_durable.append(self._flush_acks)
 
     def _make_client(self) -> paho.Client:
         c = self.config
@@ -213,8 +226,23 @@ class MqttIngest:
 
     def _ack(self, token: tuple[int, int, int]) -> None:
         generation, mid, qos = token
-        if generation == self._generation:
+        if qos == 1 and self._queue_packet is not None:
+            with self._lock:
+                self._pubacks.append((generation, mid))
+        elif generation == self._generation:
             self.client.ack(mid, qos)
+
+    def _flush_acks(self, _count: int) -> None:
+        """Send the group's PUBACKs (all durable now) as one packet, in order."""
+        with self._lock:
+            pubacks, self._pubacks = self._pubacks, []
+            current = self._generation
+        if not pubacks or self._queue_packet is None:
+            return
+        pack = _PUBACK.pack
+        data = b"".join([pack(paho.PUBACK, 2, mid) for gen, mid in pubacks if gen == current])
+        if data:
+            self._queue_packet(paho.PUBACK, data, 0, 0)
 
     def stats(self) -> MqttStats:
         return MqttStats(

@@ -55,6 +55,13 @@ def _boot_bytes(boot_id: str) -> bytes:
         return boot_id.encode("utf-8")[:16].ljust(16, b"\0")
 
 
+@functools.lru_cache(maxsize=8)
+def _boot_str(raw: bytes) -> str:
+    # A segment holds readings of a handful of boots: parsing the UUID for every record was
+    # about a third of decode_body's time (bench/RESULTS.md, sealer re-reading the spool).
+    return str(uuid.UUID(bytes=raw))
+
+
 def encode_record(reading: Reading) -> bytes:
     """Frame one reading; the caller appends it to the current segment."""
     return encode_fields(
@@ -136,7 +143,7 @@ def decode_body(body: bytes | memoryview) -> Reading:
         seq=seq,
         source=source,
         topic=topic,
-        time=ReceiveTime(wall_ns, mono_ns, str(uuid.UUID(bytes=boot)), bool(flags & _SYNCED)),
+        time=ReceiveTime(wall_ns, mono_ns, _boot_str(boot), bool(flags & _SYNCED)),
         payload=raw[end:],
         key=key,
         decoded=decoded,

@@ -16,7 +16,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.errors import StorageError
@@ -26,6 +26,11 @@ from gateway.spool.record import SEGMENT_MAGIC, encode_fields, scan
 __all__ = ["Segment", "Spool", "SpoolStats"]
 
 _SUFFIX = ".seg"
+_MARK_EVERY = 64  # readings between two marks, so a segment of tiny commits keeps few of them
+
+
+def _mark_seq(mark: tuple[int, int]) -> int:
+    return mark[0]
 
 
 @dataclass(slots=True)
@@ -34,6 +39,9 @@ class Segment:
     first_seq: int
     last_seq: int  # first_seq - 1 while empty
     size: int
+    # (seq, offset) of record starts, ascending: ``readings(after)`` begins at the nearest mark
+    # instead of decoding the segment from its first record (the sealer asks after every commit).
+    marks: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def count(self) -> int:
@@ -130,7 +138,8 @@ class Spool:
                 os.fsync(handle.fileno())
         first = int(path.stem)
         last_seq = found[-1][1].seq if found else first - 1
-        self._segments.append(Segment(path, first, last_seq, result.valid_end))
+        marks = [(reading.seq, offset) for offset, reading in found[::_MARK_EVERY]]
+        self._segments.append(Segment(path, first, last_seq, result.valid_end, marks))
         self._next_seq = max(self._next_seq, last_seq + 1)
         if last:
             self.tail = [reading for _, reading in found]
@@ -188,7 +197,11 @@ class Spool:
         except OSError as exc:
             self._undo(data, count)
             raise StorageError(str(self.directory), f"spool write failed: {exc.strerror}") from exc
+        offset = segment.size
         segment.size += len(data)
+        # Size first, mark second: a reader that sees the mark also sees the bytes it points at.
+        if not segment.marks or first_seq - segment.marks[-1][0] >= _MARK_EVERY:
+            segment.marks.append((first_seq, offset))
         if segment.last_seq < segment.first_seq:
             segment.first_seq = min(segment.first_seq, first_seq)
         segment.last_seq = first_seq + count - 1
