@@ -32,9 +32,9 @@ from gateway.seal import (
     DictionaryTrainer,
     KeyRotation,
     Vault,
-    seal_batch,
     seal_dictionary,
 )
+from gateway.seal_worker import SealWorker
 from gateway.spool import Spool, write_atomic
 
 __all__ = [
@@ -97,6 +97,7 @@ class Batcher:
         batch: BatchConfig,
         storage: StorageConfig,
         clock: Clock,
+        seal_in_worker: bool = True,
     ) -> None:
         self.spool = spool
         self.vault = vault
@@ -112,6 +113,7 @@ class Batcher:
         self.trainer = DictionaryTrainer()
         self.dictionary: DictionaryObject | None = None
         self._since_training = RETRAIN_EVERY
+        self.worker = SealWorker(in_process=not seal_in_worker)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -143,6 +145,7 @@ class Batcher:
             self._thread.join()
         if seal_rest:
             self.seal_due(force=True)
+        self.worker.close()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -160,25 +163,32 @@ class Batcher:
 
     # -- sealing --------------------------------------------------------------------------
 
-    def _due(self, readings: list[Reading], size: int) -> bool:
-        if len(readings) >= self.batch.max_readings or size >= self.batch.max_bytes:
+    def _due(self) -> bool:
+        """From counters and the oldest unsealed reading only: this runs after every commit."""
+        if self.spool.stats().pending >= self.batch.max_readings:
             return True
-        oldest = readings[0].time
+        # Records carry ~70 bytes of metadata per payload: this errs towards sealing early.
+        if self.spool.unreleased_bytes() >= self.batch.max_bytes:
+            return True
+        oldest = next(iter(self.spool.readings()), None)
+        if oldest is None:
+            return False
         now = self.clock.now()
-        if oldest.boot_id != now.boot_id:
+        if oldest.time.boot_id != now.boot_id:
             return True  # from before a reboot: its monotonic age is unknown, seal it now
-        return (now.mono_ns - oldest.mono_ns) / 1e9 >= self.batch.max_age
+        return (now.mono_ns - oldest.time.mono_ns) / 1e9 >= self.batch.max_age
 
     def seal_due(self, force: bool = False) -> int:
         """Seal every batch that is due (all pending readings when ``force``); returns count."""
         sealed = 0
         with self._lock:
-            while True:
-                readings, size = self._next_batch()
-                if not readings or not (force or self._due(readings, size)):
-                    return sealed
+            while force or self._due():
+                readings, _ = self._next_batch()
+                if not readings:
+                    break
                 self._seal(readings)
                 sealed += 1
+        return sealed
 
     def _next_batch(self) -> tuple[list[Reading], int]:
         readings: list[Reading] = []
@@ -200,7 +210,7 @@ class Batcher:
         started = time.perf_counter()
         pending = self.identity.pending()
         rotation = KeyRotation.certify(self.identity.key, pending.verify_key) if pending else None
-        batch = seal_batch(
+        batch = self.worker.seal(
             _at_resolution(readings, self.batch.time_resolution_ns),
             identity=self.identity.key,
             rotation=rotation,

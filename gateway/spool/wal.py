@@ -12,6 +12,7 @@ torn tail (a crash mid-write) is truncated and damaged regions elsewhere are ski
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
 import threading
@@ -228,15 +229,33 @@ class Spool:
         for segment in segments:
             if segment.last_seq <= floor:
                 continue
+            start = self._start_offset(segment, floor + 1)
             try:
-                data = segment.path.read_bytes()[: segment.size]
+                with open(segment.path, "rb") as handle:
+                    handle.seek(start)
+                    data = handle.read(segment.size - start)
             except FileNotFoundError:
                 continue  # released and deleted meanwhile
             found: list[tuple[int, Reading]] = []
-            scan(data, len(SEGMENT_MAGIC), found)
+            scan(data, 0, found)
             for _, reading in found:
                 if reading.seq > floor:
                     yield reading
+
+    @staticmethod
+    def _start_offset(segment: Segment, seq: int) -> int:
+        """Offset of the last mark at or before ``seq`` (the segment's first record otherwise)."""
+        index = bisect.bisect_right(segment.marks, seq, key=_mark_seq) - 1
+        return segment.marks[index][1] if index >= 0 else len(SEGMENT_MAGIC)
+
+    def unreleased_bytes(self) -> int:
+        """On-disk bytes of records after the released watermark (to within one mark)."""
+        floor = self._released
+        with self._segments_lock:
+            segments = list(self._segments)
+        return sum(
+            s.size - self._start_offset(s, floor + 1) for s in segments if s.last_seq > floor
+        )
 
     def release(self, upto: int) -> None:
         """Readings up to ``upto`` are sealed elsewhere: persist that, delete whole segments."""

@@ -1,0 +1,149 @@
+"""Sealing in a worker process, so the pure-Python codec never holds the ingest process's GIL.
+
+The worker is ``python -m gateway.seal_worker``: it reads jobs from stdin and writes results to
+stdout (length-prefixed pickles; parent and child are the same trusted program). It exits on
+EOF, and the kernel kills it if the gateway dies (``PR_SET_PDEATHSIG``), so a ``kill -9`` of the
+gateway never leaves it behind. Only bytes and plain dataclasses cross the boundary: the worker
+gets the identity seed and owner keys as bytes and returns the signed header block, fragments
+and sizes; the parent re-parses the block (which checks it) and builds the ``SealedBatch``.
+If the worker cannot be started or dies, sealing continues in the calling thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import pickle
+import signal
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from typing import IO, Any
+
+from nacl.public import PublicKey
+from nacl.signing import SigningKey
+
+from gateway.piece.dagcbor import cid_for_dag_cbor
+from gateway.reading import Reading
+from gateway.seal import DictionaryObject, KeyRotation, SealedBatch, SignedHeader, seal_batch
+
+__all__ = ["SealWorker"]
+
+log = logging.getLogger(__name__)
+_LENGTH = struct.Struct("<Q")
+_PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def _send(stream: IO[bytes], obj: object) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_LENGTH.pack(len(data)) + data)
+    stream.flush()
+
+
+def _receive(stream: IO[bytes]) -> Any:
+    head = stream.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        raise EOFError
+    (length,) = _LENGTH.unpack(head)
+    data = stream.read(length)
+    if len(data) < length:
+        raise EOFError
+    return pickle.loads(data)  # noqa: S301 (our own child process, over its own pipe)
+
+
+class SealWorker:
+    def __init__(self, in_process: bool = False) -> None:
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        if not in_process:
+            try:
+                self._process = subprocess.Popen(
+                    [sys.executable, "-m", "gateway.seal_worker"],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                )  # fmt: skip
+            except OSError as exc:
+                log.warning("sealing in-process (no worker process: %s)", exc)
+
+    def seal(
+        self,
+        readings: Sequence[Reading],
+        *,
+        identity: SigningKey,
+        owners: Sequence[PublicKey],
+        dictionary: DictionaryObject | None,
+        rotation: KeyRotation | None,
+        **options: Any,
+    ) -> SealedBatch:
+        options |= {"dictionary": dictionary, "rotation": rotation}
+        with self._lock:
+            process = self._process
+            if process is not None and process.stdin is not None and process.stdout is not None:
+                job = (list(readings), bytes(identity), [bytes(o) for o in owners], options)
+                try:
+                    _send(process.stdin, job)
+                    result = _receive(process.stdout)
+                except (EOFError, OSError) as exc:
+                    log.warning("seal worker failed (%s); sealing in-process from now on", exc)
+                    self._stop_process()
+                else:
+                    if isinstance(result, BaseException):
+                        raise result
+                    block, fragments, stats = result
+                    signed = SignedHeader.from_block(block)
+                    cid = cid_for_dag_cbor(block)
+                    return SealedBatch(signed, fragments, block, cid, dictionary, stats)
+        return seal_batch(readings, identity=identity, owners=owners, **options)
+
+    def _stop_process(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        with contextlib.suppress(OSError):
+            if process.stdin is not None:
+                process.stdin.close()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop_process()
+
+
+def _die_with_parent() -> None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(name).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def main() -> None:
+    """The worker loop: one job in, one result (or the exception) out, until EOF."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the gateway decides when we stop
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        try:
+            readings, seed, owners, options = _receive(stdin)
+        except EOFError:
+            return
+        try:
+            batch = seal_batch(readings, identity=SigningKey(seed),
+                               owners=[PublicKey(o) for o in owners], **options)  # fmt: skip
+            result: object = (batch.header_block, batch.fragments, batch.stats)
+        except Exception as exc:  # sent back and raised in the gateway
+            result = exc
+        _send(stdout, result)
+
+
+if __name__ == "__main__":
+    main()
