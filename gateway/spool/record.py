@@ -20,6 +20,7 @@ damaged regions in the middle (bit rot), which it skips to the next record whose
 from __future__ import annotations
 
 import functools
+import mmap
 import struct
 import uuid
 import zlib
@@ -36,6 +37,7 @@ __all__ = [
     "decode_body",
     "encode_fields",
     "encode_record",
+    "iter_from",
     "scan",
 ]
 
@@ -209,11 +211,26 @@ def scan(data: bytes, start: int, found: list[tuple[int, Reading]]) -> ScanResul
     return ScanResult(valid_end, tuple(damage))
 
 
+def iter_from(buf: memoryview, start: int) -> Iterator[Reading]:
+    """Whole records from ``start``, decoded one at a time (damaged regions skipped)."""
+    pos = start
+    while pos < len(buf):
+        reading = _record_at(buf, pos)
+        if reading is None:
+            resume = _next_record(buf, pos + 1)
+            if resume is None:
+                return
+            pos = resume
+            continue
+        yield reading
+        pos += _FRAME.size + _FRAME.unpack_from(buf, pos)[0]
+
+
 def _next_record(buf: memoryview, pos: int) -> int | None:
     """The next offset where a whole record with a good CRC starts (slow path, rare)."""
     version = bytes([VERSION])
     raw = buf.obj
-    assert isinstance(raw, bytes | bytearray)
+    assert isinstance(raw, bytes | bytearray | mmap.mmap)
     while True:
         # A body starts with the version byte 8 bytes after the frame start.
         hit = raw.find(version, pos + _FRAME.size)

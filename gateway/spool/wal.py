@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import mmap
 import os
 import threading
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from gateway.errors import StorageError
 from gateway.reading import Reading, ReceiveTime
-from gateway.spool.record import SEGMENT_MAGIC, encode_fields, scan
+from gateway.spool.record import SEGMENT_MAGIC, encode_fields, iter_from, scan
 
 __all__ = ["Segment", "Spool", "SpoolStats"]
 
@@ -232,15 +233,19 @@ class Spool:
             start = self._start_offset(segment, floor + 1)
             try:
                 with open(segment.path, "rb") as handle:
-                    handle.seek(start)
-                    data = handle.read(segment.size - start)
-            except FileNotFoundError:
-                continue  # released and deleted meanwhile
-            found: list[tuple[int, Reading]] = []
-            scan(data, 0, found)
-            for _, reading in found:
-                if reading.seq > floor:
-                    yield reading
+                    # Mapped, and decoded lazily: asking for the first unsealed reading (the
+                    # sealer does after every commit) touches a page, not the whole segment.
+                    mapped = mmap.mmap(handle.fileno(), segment.size, access=mmap.ACCESS_READ)
+            except (FileNotFoundError, ValueError):
+                continue  # released and deleted meanwhile, or still empty
+            view = memoryview(mapped)
+            try:
+                for reading in iter_from(view, start):
+                    if reading.seq > floor:
+                        yield reading
+            finally:
+                view.release()
+                mapped.close()
 
     @staticmethod
     def _start_offset(segment: Segment, seq: int) -> int:
