@@ -114,6 +114,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"key       {status['public_key']}")
     print(f"readings  {status['readings_total']} durable, {status['spool_pending']} not yet sealed")
     print(f"batches   {status['batches_sealed']} sealed, {status['batches_durable']} durable")
+    storage = status.get("storage", {})
+    if storage.get("enabled"):
+        fil = storage["fil"]
+        head = status["ledger_head"] or "-"
+        print(f"ledger    head {head} ({storage['ledger_head_batches']} batches)")
+        print(
+            f"storage   {len(storage['nodes'])} nodes, {storage['repairs']} repairs, "
+            f"{fil['spent']} attoFIL spent, {fil['committed']} committed of {fil['budget']}"
+        )
+        if storage.get("budget_blocked"):
+            print(f"BUDGET    {storage['budget_blocked']}")
     disk = status.get("disk", {})
     if disk:
         print(
@@ -128,15 +139,45 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _network_restore_args(args: argparse.Namespace) -> tuple[str, str, list[str], str]:
+    """--gateway-key, --head, --nodes, --owner-key; missing ones come from --config's state."""
+    nodes = [n.strip() for n in (args.nodes or "").split(",") if n.strip()]
+    key, head, owner = args.gateway_key, args.head, args.owner_key
+    if not (key and head and nodes and owner):
+        from gateway.deals.book import Book
+        from gateway.deals.eventlog import EventLog
+
+        config = _config(args)
+        genesis = config.state_dir / "identity-genesis.pub"
+        key = key or (genesis.read_text().strip() if genesis.exists() else None)
+        book = Book()
+        book.replay(EventLog(config.state_dir / "ledger").events)
+        head = head or (book.head["piece"] if book.head else None)
+        nodes = nodes or list(config.storage.nodes) or sorted({n.url for n in book.nodes.values()})
+        owner = owner or str(config.state_dir / "owner.key")
+    for name, value in (("--gateway-key", key), ("--head", head), ("--nodes", nodes)):
+        if not value:
+            raise ConfigError("restore", f"{name} is needed with --from-network", f"pass {name}")
+    return str(key), str(head), nodes, str(owner)
+
+
 def cmd_restore(args: argparse.Namespace) -> int:
     from gateway.restore_local import restore_local
 
     out_path = Path(args.out)
     tmp = out_path.with_name(out_path.name + ".partial")
-    config = _config(args)
+    if args.from_network:
+        from gateway.deals.netrestore import restore_from_network
+
+        key, head, nodes, owner = _network_restore_args(args)
+    else:
+        config = _config(args)
     try:
         with open(tmp, "w", encoding="utf-8") as out:
-            summary = restore_local(config, out, owner_key=args.owner_key)
+            if args.from_network:
+                summary = restore_from_network(key, head, nodes, owner, out)
+            else:
+                summary = restore_local(config, out, owner_key=args.owner_key)
     except BaseException:
         tmp.unlink(missing_ok=True)  # never leave partial or garbage output behind
         raise
@@ -210,6 +251,18 @@ def cmd_drivers(args: argparse.Namespace) -> int:
     return drivers_main(args.action, args.driver, args.hex, args.option or [], sys.stdout)
 
 
+def cmd_node(args: argparse.Namespace) -> int:
+    from gateway.node.cli import node_init_main, node_run_main
+
+    if args.action == "init":
+        if not args.data_dir:
+            raise ConfigError(
+                "node init", "--data-dir is required", "e.g. --data-dir /var/lib/depin-node"
+            )
+        return node_init_main(args.config, args.data_dir, args.listen)
+    return node_run_main(args.config)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
@@ -242,6 +295,10 @@ def _parser() -> argparse.ArgumentParser:
     p = add("restore", cmd_restore, "write every reading as JSON lines")
     p.add_argument("--out", required=True, help="output file (JSON lines)")
     p.add_argument("--owner-key", help="owner secret key file (default: the state dir's owner.key)")
+    p.add_argument("--from-network", action="store_true", help="fetch everything from nodes")
+    p.add_argument("--gateway-key", help="with --from-network: the gateway's ed25519 public key")
+    p.add_argument("--head", help="with --from-network: the ledger head CID (status ledger_head)")
+    p.add_argument("--nodes", help="with --from-network: storage node URLs, comma-separated")
     add("verify", cmd_verify, "check every signature, chain link and hash of the local ledger")
     add("rotate-key", cmd_rotate_key, "start an identity key rotation, certified in the chain")
     p = add("export-car", cmd_export_car, "export the batch headers as a CAR v1 file")
@@ -261,6 +318,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("driver", nargs="?", help="driver name (for decode)")
     p.add_argument("hex", nargs="?", help="frame as hex (for decode)")
     p.add_argument("--option", action="append", metavar="K=V", help="driver option (repeatable)")
+    p = add("node", cmd_node, "run a storage node: rent out idle disk for FIL")
+    p.add_argument("action", choices=["init", "run"])
+    p.add_argument("--data-dir", help="node init: where pieces and the node key live")
+    p.add_argument("--listen", help="node init: host:port to serve on (default 127.0.0.1:8900)")
     p = add("demo", cmd_demo, "run the whole system locally and check a restore", config=False)
     p.add_argument("--duration", type=float, default=60.0, help="seconds of sensor traffic")
     p.add_argument("--rate", type=float, default=200.0, help="readings per second in total")

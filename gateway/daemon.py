@@ -10,6 +10,8 @@ State directory layout::
     <state_dir>/spool/            write-ahead log segments + "released" watermark
     <state_dir>/quarantine/       rejected messages, bounded
     <state_dir>/vault/            sealed batches (header, fragments, dictionary objects)
+    <state_dir>/ledger/           storage ledger: deals, placements, proofs (gateway/deals)
+    <state_dir>/deals/            rebuilt fragments, ledger snapshots, cached proof layers
     <state_dir>/daemon.json       small state (started count), written atomically
 """
 
@@ -30,6 +32,7 @@ from gateway.batcher import Batcher
 from gateway.budget import DiskBudget
 from gateway.clock import Clock, SystemClock
 from gateway.config import Config
+from gateway.deals import StorageService
 from gateway.errors import GatewayError, KeyMaterialError, StorageError
 from gateway.identity import Identity
 from gateway.ingest.mqtt import MqttIngest
@@ -96,6 +99,15 @@ class Gateway:
         self.extra_usage: list[Any] = []
         self.errors: dict[str, str] = {}
         self.batcher = self._make_batcher()
+        self.storage = self._make_storage()
+
+    def _make_storage(self) -> StorageService | None:
+        """The deal/proving client, when storage nodes or a fleet broker (asks) are configured."""
+        if self.batcher is None or not (self.config.storage.nodes or self.config.fleet.broker):
+            return None
+        service = StorageService(self.config, self.batcher.vault, self.identity.key)
+        self.batcher.on_sealed.append(service.notify_sealed)
+        return service
 
     def _make_batcher(self) -> Batcher | None:
         owners = [parse_owner_public(key) for key in self.config.owner.public_keys]
@@ -116,6 +128,8 @@ class Gateway:
         self.sink.start()
         if self.batcher is not None:
             self.batcher.start()
+        if self.storage is not None:
+            self.storage.start()
         if self.mqtt is not None:
             self.mqtt.start()
         for port in self.serial:
@@ -131,6 +145,8 @@ class Gateway:
         self.sink.stop()
         if self.batcher is not None:
             self.batcher.stop(seal_rest=True)  # a clean shutdown seals what is pending
+        if self.storage is not None:
+            self.storage.stop()
         self.spool.close()
         self.quarantine.close()
 
@@ -174,6 +190,11 @@ class Gateway:
         for name, source in sources.items():
             if source.get("last_error"):
                 last_errors[name] = source["last_error"]
+        storage: dict[str, Any] = {"enabled": False}
+        if self.storage is not None:
+            storage = self.storage.stats()
+            if storage.get("last_error"):
+                last_errors["storage"] = storage["last_error"]
         clock_synced = bool(getattr(self.clock, "synced", False))
         details = {
             "clock": {"synced": clock_synced, "boot_id": self.clock.now().boot_id},
@@ -190,6 +211,7 @@ class Gateway:
                 "truncated_bytes": spool.truncated_bytes,
             },
             "seal": seal,
+            "storage": storage,
             "duplicates_dropped": sink.duplicates,
             "quarantine": {
                 "by_reason": sink.quarantined,
@@ -214,10 +236,10 @@ class Gateway:
             readings_total=spool.next_seq - 1 - spool.unflushed,
             spool_pending=spool.pending,
             batches_sealed=batches_sealed,
-            batches_durable=0,
+            batches_durable=int(storage.get("batches_durable", 0)),
             quarantined=sum(sink.quarantined.values()),
             backpressure=budget.backpressure,
-            ledger_head=None,
+            ledger_head=storage.get("ledger_head"),
             details=details,
         )
 

@@ -1,0 +1,15 @@
+"""The gateway's storage client: discovery, deals, uploads, proving, repair, ledger to the network.
+
+Pure cores (no I/O): ``placement`` (state machine), ``book`` (state from ledger events),
+``budget`` (FIL accounting), ``selection``, ``reputation``, ``discovery`` (ask verification),
+``proving`` and ``rangeproof`` (proof checks), ``repair`` (rebuild fragments), ``snapshot``
+(the ledger snapshot CAR), ``throttle`` (token bucket, backoff). Thin adapters: ``eventlog``
+(the on-disk ledger), ``local`` (local copies), ``client`` (aiohttp), ``fleet`` (MQTT asks),
+``engine`` (per-placement network work), ``service`` (the ``StorageService`` thread) and
+``netrestore`` (``restore --from-network``).
+"""
+
+from gateway.deals.netrestore import restore_from_network
+from gateway.deals.service import StorageService
+
+__all__ = ["StorageService", "restore_from_network"]
