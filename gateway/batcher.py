@@ -136,7 +136,10 @@ class Batcher:
         self._thread.start()
 
     def notify(self, _count: int = 0) -> None:
-        self._wake.set()
+        """After each commit: wake at once only when a batch is full by count (cheap to know);
+        the once-a-second check covers size and age."""
+        if self.spool.stats().pending >= self.batch.max_readings:
+            self._wake.set()
 
     def stop(self, seal_rest: bool = True) -> None:
         self._stop.set()

@@ -7,7 +7,7 @@ time, monotonic time, the boot id, and whether the kernel said the clock was syn
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import time
 import uuid
 from pathlib import Path
@@ -34,13 +34,22 @@ def read_boot_id() -> str:
         return str(uuid.UUID(int=0))
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    # The running process's own symbols include libc's: no ldconfig subprocess
+    # (ctypes.util.find_library forks one on every call).
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
 def kernel_clock_synced() -> bool:
     """adjtimex(2) with modes=0 reads the kernel's NTP state without changing it."""
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is None:
+    libc = _libc()
+    if libc is None:
         return False
     try:
-        libc = ctypes.CDLL(libc_name, use_errno=True)
         buf = ctypes.create_string_buffer(_TIMEX_SIZE)
         state = int(libc.adjtimex(buf))
     except (OSError, AttributeError):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import logging
 import pickle
 import signal
@@ -119,11 +118,8 @@ class SealWorker:
 
 
 def _die_with_parent() -> None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(name).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def main() -> None:

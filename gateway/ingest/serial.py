@@ -38,17 +38,18 @@ counts for how long). When backpressure ends the buffered bytes are read first.
 
 **Acks (firmware bridge).** ``driver.ack(event)`` of a reading goes to the sink as the reading's
 acknowledgement: the committer thread calls it only after the reading is fsynced, and it merely
-queues the bytes; the port thread writes them (within one read timeout), so a stuck port can never
-stall the committer. Queued acks survive a reopen and go to the new handle (a bridge ack names the
-device's boot nonce, so a different device ignores it); acks still queued at ``stop`` are dropped,
-and the firmware resends those readings, which the sink deduplicates on the driver's key. Acks of
-protocol traffic (a hello; a hello request for a reading before any hello) are written at once:
-they store nothing.
+queues the bytes and interrupts the port thread's read; that thread writes them, so a stuck port
+can never stall the committer. Queued acks survive a reopen and go to the new handle (a bridge ack
+names the device's boot nonce, so a different device ignores it); acks still queued at ``stop`` are
+dropped, and the firmware resends those readings, which the sink deduplicates on the driver's key.
+Acks of protocol traffic (a hello; a hello request for a reading before any hello) are written at
+once: they store nothing.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import logging
 import random
@@ -70,7 +71,10 @@ __all__ = ["SerialIngest", "resolve_port"]
 
 log = logging.getLogger(__name__)
 
-READ_TIMEOUT = 0.1  # s: bounds stop latency, ack latency and poll jitter
+# s: the longest a port thread sleeps in read(). Acks and stop interrupt it (cancel_read), so
+# it only bounds poll jitter (polled drivers use half their interval) and idle wake-ups: ten
+# idle ports cost ten wake-ups a second, not a hundred.
+READ_TIMEOUT = 1.0
 WRITE_TIMEOUT = 0.5  # s: a port that cannot take a command this long is treated as failed
 PAUSE_CHECK = 0.2  # s: how often a paused port looks at the disk budget again
 BACKOFF_FIRST = 0.1  # s: first reopen delay, doubled per failed attempt up to reopen_max
@@ -120,6 +124,7 @@ class SerialIngest:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._acks: collections.deque[bytes] = collections.deque(maxlen=MAX_QUEUED_ACKS)
+        self._handle_open: serial.Serial | None = None
         self._lock = threading.Lock()  # guards the counters that stats() copies
         self.state = "starting"
         self.resolved: str | None = None
@@ -153,8 +158,9 @@ class SerialIngest:
         self._thread.start()
 
     def stop(self) -> None:
-        """Prompt: the thread notices within one read timeout and closes the port."""
+        """Prompt: the read is interrupted, the thread closes the port."""
         self._stop.set()
+        self._wake_reader()
         if self._thread is not None:
             self._thread.join(timeout=READ_TIMEOUT + WRITE_TIMEOUT + 1.0)
         self.state = "stopped"
@@ -219,7 +225,7 @@ class SerialIngest:
                     path,
                     baudrate=self.baudrate,
                     parity=self.parity,
-                    timeout=READ_TIMEOUT,
+                    timeout=self._read_timeout(),
                     write_timeout=WRITE_TIMEOUT,
                     exclusive=True,
                 )
@@ -232,6 +238,7 @@ class SerialIngest:
                 self.resolved = path
                 self.opens += 1
             log.info("%s: opened %s at %d baud", self.source, path, self.baudrate)
+            self._handle_open = handle
             return handle
         self._error("; ".join(problems))
         return None
@@ -306,8 +313,16 @@ class SerialIngest:
             self.last_reading_at = at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
     def _queue_ack(self, data: bytes) -> None:
-        """Runs in the sink's committer thread once the reading is durable: only queue it."""
+        """Runs in the sink's committer thread once the reading is durable: only queue it, and
+        interrupt the port thread's read so it writes the ack now."""
         self._acks.append(data)
+        self._wake_reader()
+
+    def _wake_reader(self) -> None:
+        handle = self._handle_open
+        if handle is not None:
+            with contextlib.suppress(OSError, AttributeError, serial.SerialException):
+                handle.cancel_read()
 
     def _write_acks(self, handle: serial.Serial) -> None:
         while self._acks:
@@ -321,8 +336,12 @@ class SerialIngest:
         with self._lock:
             self.last_error = message
 
-    @staticmethod
-    def _close(handle: serial.Serial) -> None:
+    def _read_timeout(self) -> float:
+        interval = self.driver.poll_interval
+        return READ_TIMEOUT if interval is None else max(0.05, min(READ_TIMEOUT, interval / 2))
+
+    def _close(self, handle: serial.Serial) -> None:
+        self._handle_open = None
         try:
             handle.close()
         except (OSError, serial.SerialException) as exc:
