@@ -151,7 +151,7 @@ def _network_restore_args(args: argparse.Namespace) -> tuple[str, str, list[str]
         genesis = config.state_dir / "identity-genesis.pub"
         key = key or (genesis.read_text().strip() if genesis.exists() else None)
         book = Book()
-        book.replay(EventLog(config.state_dir / "ledger").events)
+        book.replay(EventLog(config.state_dir / "ledger", read_only=True).events)
         head = head or (book.head["piece"] if book.head else None)
         nodes = nodes or list(config.storage.nodes) or sorted({n.url for n in book.nodes.values()})
         owner = owner or str(config.state_dir / "owner.key")

@@ -1,8 +1,9 @@
 """Restore and verify from this gateway's own state directory: sealed batches, then the spool.
 
-Sealed batches are opened from any k of their local fragments with an owner secret key (the
-``--owner-key`` file, else the state directory's ``owner.key``); spool readings that a batch
-already holds (a crash between sealing and releasing the spool) are skipped.
+Sealed batches are opened from any k of their fragments with an owner secret key (the
+``--owner-key`` file, else the state directory's ``owner.key``); fragments evicted after they
+were proven on the network are fetched from the nodes in the local storage ledger; spool
+readings that a batch already holds (a crash between sealing and releasing the spool) are skipped.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from gateway.identity import Identity, keys_by_batch
 from gateway.keys import load_owner_secret
 from gateway.reading import Reading
 from gateway.restore import RestoreSummary, write_jsonl
-from gateway.seal import Vault, VerifyReport, open_batch, verify_vault
+from gateway.seal import SignedHeader, Vault, VerifyReport, open_batch, verify_vault
+from gateway.seal.dictionary import object_id
 from gateway.spool import Spool
 
 __all__ = ["restore_local", "verify_local"]
@@ -33,6 +35,41 @@ def _owner_secret(config: Config, owner_key: str | None) -> PrivateKey:
     return load_owner_secret(path)
 
 
+class _Network:
+    """Fragments and dictionaries that were evicted locally (proven on >= k nodes) are fetched
+    from the nodes the local storage ledger names (read-only: the daemon may be running)."""
+
+    def __init__(self, config: Config) -> None:
+        from gateway.deals.book import Book
+        from gateway.deals.eventlog import EventLog
+        from gateway.deals.netrestore import PieceFetcher
+
+        self.book = Book()
+        self.book.replay(EventLog(config.state_dir / "ledger", read_only=True).events)
+        urls = [*config.storage.nodes, *(p.url for p in self.book.placements.values())]
+        self.fetcher = PieceFetcher(urls)
+
+    def complete(self, signed: SignedHeader, fragments: dict[int, bytes]) -> dict[int, bytes]:
+        header = signed.header
+        for index, piece in enumerate(header.fragments):
+            if len(fragments) >= header.erasure.k:
+                break
+            if index in fragments:
+                continue
+            hints = [p.url for p in self.book.of_key(f"frag/{signed.seq}/{index}")]
+            data = self.fetcher.fetch(piece, hints)
+            if data is not None:
+                fragments[index] = data
+        return fragments
+
+    def dictionary(self, wanted: str) -> bytes | None:
+        for placement in self.book.of_key(f"dict/{wanted}"):
+            data = self.fetcher.fetch(placement.piece_cid, [placement.url])
+            if data is not None and object_id(data) == wanted:
+                return data
+        return None
+
+
 def _vault_readings(
     vault: Vault, config: Config, owner_key: str | None
 ) -> Iterator[tuple[Reading, int | None]]:
@@ -42,11 +79,18 @@ def _vault_readings(
     secret = _owner_secret(config, owner_key)
     headers = [vault.header(seq) for seq in seqs]
     keys = keys_by_batch(headers, Identity(config.state_dir).genesis())
+    network: _Network | None = None
     for signed in headers:
         seq = signed.seq
+        fragments = vault.fragments(seq)
         dictionary_id = signed.header.compression.dictionary
         dictionary = vault.dictionary(seq, dictionary_id) if dictionary_id else None
-        readings = open_batch(signed, vault.fragments(seq), secret, dictionary,
+        if len(fragments) < signed.header.erasure.k or (dictionary_id and dictionary is None):
+            network = network or _Network(config)
+            fragments = network.complete(signed, fragments)
+            if dictionary_id and dictionary is None:
+                dictionary = network.dictionary(dictionary_id)
+        readings = open_batch(signed, fragments, secret, dictionary,
                               gateway_key=keys[seq])  # fmt: skip
         for reading in readings:
             yield reading, seq

@@ -170,6 +170,9 @@ def test_six_nodes_survive_two_losses_and_restore_from_the_network_alone(
     batches = status["batches_sealed"]
     assert status["ledger_head"] == _storage(status)["ledger_head"]
     assert _storage(status)["batches_evicted"] == batches  # proven -> local copy released
+    # A plain local restore still works: evicted fragments come back from the nodes.
+    evicted = _cli("restore", "--config", str(config), "--out", str(tmp_path / "local.jsonl"))
+    assert f"restored {len(sent)} readings from {batches} batches" in evicted.stderr
     public_key = status["public_key"]
     first_head = status["ledger_head"]
 

@@ -64,11 +64,20 @@ def _fsync_dir(path: Path) -> None:
 class EventLog:
     """See the module docstring. Not thread-safe: one owner appends."""
 
-    def __init__(self, directory: Path, *, segment_limit: int = 8 << 20) -> None:
+    def __init__(
+        self, directory: Path, *, segment_limit: int = 8 << 20, read_only: bool = False
+    ) -> None:
+        """``read_only``: a reader beside a running gateway (restore, status tools) never
+        truncates a tail that the gateway may be appending to, and cannot append."""
         self.directory = directory
         self.segment_limit = segment_limit
         self.truncated = 0
+        self.read_only = read_only
+        self._fd = -1
         try:
+            if read_only:
+                self.events = self._load() if directory.exists() else []
+                return
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._check_format()
             self.events = self._load()
@@ -94,6 +103,8 @@ class EventLog:
             for p in self.directory.iterdir()
             if p.name.endswith(_SUFFIX) and p.name[: -len(_SUFFIX)].isdigit()
         )
+        if not found and self.read_only:
+            return []
         if not found:
             first = self.directory / f"{1:012d}{_SUFFIX}"
             first.touch(mode=0o600)
@@ -111,6 +122,8 @@ class EventLog:
             if event is None:
                 if not newest or data.find(b"\n", end + 1 if end >= 0 else len(data)) >= 0:
                     raise StorageError(str(path), f"damaged ledger record at byte {offset}")
+                if self.read_only:
+                    break  # the writer may be mid-append: just stop reading here
                 with open(path, "r+b") as handle:  # a torn tail: the record never completed
                     handle.truncate(offset)
                     os.fsync(handle.fileno())
