@@ -28,6 +28,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.broker import Broker, free_port
+from gateway.demo_nodes import DemoNodes
 from gateway.errors import GatewayError
 from gateway.reading import payload_from_json
 from gateway.simulate import SerialDevices
@@ -149,7 +150,8 @@ class DemoGateway:
         self.log.close()
 
 
-def _setup(workdir: Path, broker_port: int, status_port: int, serial_toml: str) -> Path:
+def _setup(workdir: Path, broker_port: int, status_port: int, serial_toml: str,
+           nodes: list[str]) -> Path:  # fmt: skip
     from gateway.cli import main as cli_main
 
     config = workdir / "gateway.toml"
@@ -178,8 +180,25 @@ def _setup(workdir: Path, broker_port: int, status_port: int, serial_toml: str) 
         f"port = {broker_port}" if line.startswith("port = ") else line
         for line in text.splitlines()
     ]
-    config.write_text("\n".join(lines) + "\n" + serial_toml)
+    storage = (
+        f'[storage]\nnodes = {json.dumps(nodes)}\ndeal_duration = "1d"\n'
+        'request_timeout = "3s"\n[proving]\ninterval = "5s"\n'
+        f'[fleet]\nbroker = "mqtt://127.0.0.1:{broker_port}"\n'
+    )
+    config.write_text(_without_sections("\n".join(lines), ("storage", "proving", "fleet"))
+                      + "\n" + serial_toml + storage)  # fmt: skip
     return config
+
+
+def _without_sections(text: str, names: tuple[str, ...]) -> str:
+    """The commented template minus sections the demo writes itself."""
+    out, skipping = [], False
+    for line in text.splitlines():
+        if line.startswith("["):
+            skipping = line.strip("[] ") in names
+        if not skipping:
+            out.append(line)
+    return "\n".join(out)
 
 
 def _progress(
@@ -196,7 +215,8 @@ def _progress(
         disk = status.get("disk", {})
         line = (
             f"sent {fleet.count:7d} | durable+acked {durable:7d} | {rate:7.0f}/s | spool "
-            f"{status['spool_pending']:6d} | sealed {status['batches_sealed']:3d} batches | "
+            f"{status['spool_pending']:6d} | batches sealed {status['batches_sealed']:3d} durable "
+            f"{status['batches_durable']:3d} | "
             f"disk {disk.get('used', 0) / 1e6:5.2f} MB | "
             f"{'BACKPRESSURE' if status['backpressure'] else 'ok'} {note}"
         )
@@ -213,7 +233,10 @@ def run_demo(duration: float = 60.0, workdir: str | None = None, rate: float = 2
     broker.start()
     status_port = free_port()
     devices = SerialDevices()
-    config = _setup(root, broker.port, status_port, devices.toml())
+    nodes = DemoNodes(root / "nodes", broker.port, 6)
+    nodes.start()
+    print(f"6 storage nodes: {', '.join(nodes.urls)}")
+    config = _setup(root, broker.port, status_port, devices.toml(), nodes.urls)
     gateway = DemoGateway(config, status_port)
     fleet = SensorFleet(broker.port, rate)
     publisher = threading.Thread(target=fleet.run, name="sensors")
@@ -230,17 +253,23 @@ def run_demo(duration: float = 60.0, workdir: str | None = None, rate: float = 2
         )
         started = time.monotonic()
         last = [started, -1.0]
-        killed = False
+        killed = lost_node = False
         while time.monotonic() - started < duration:
             time.sleep(1.0)
             note = ""
-            if not killed and time.monotonic() - started > duration * 0.4:
+            elapsed = time.monotonic() - started
+            if not killed and elapsed > duration * 0.4:
                 gateway.kill9()
                 killed = True
                 _progress(fleet, None, last, "<- kill -9 (simulated power cut)")
                 time.sleep(1.0)
                 gateway.start()
                 note = "<- restarted: recovered spool, broker redelivers"
+            elif not lost_node and elapsed > duration * 0.65:
+                nodes.nodes[0].destroy()
+                newcomer = nodes.add()
+                lost_node = True
+                note = f"<- node {nodes.nodes[0].url} lost with its disk; {newcomer.url} joins"
             _progress(fleet, gateway.status(), last, note)
         fleet.stop.set()
         publisher.join()
@@ -251,13 +280,77 @@ def run_demo(duration: float = 60.0, workdir: str | None = None, rate: float = 2
         )
         status = _drain(gateway, fleet.count + len(devices.bridge_values))
         _progress(fleet, status, last, "drained")
+        status = _wait_durable(gateway, fleet, last)
         gateway.stop()
-        return _check_restore(config, fleet, devices)
+        code = _check_restore(config, fleet, devices)
+        if status is not None and status.get("ledger_head"):
+            code |= _check_network_restore(config, status, nodes.urls, fleet, devices)
+        else:
+            print("demo FAILED: no ledger head on the network")
+            code = 1
+        if code == 0:
+            print(
+                "demo OK: every acknowledged reading restored exactly once, byte for byte, "
+                f"from the gateway and from the storage network alone ({root})"
+            )
+        return code
     finally:
         fleet.stop.set()
         devices.close()
         gateway.stop()
+        nodes.stop()
         broker.stop()
+
+
+def _wait_durable(
+    gateway: DemoGateway, fleet: SensorFleet, last: list[float]
+) -> dict[str, Any] | None:
+    """Let the last readings seal (max_age) and every batch be placed and proven on >= k nodes."""
+    print("waiting for every batch to be sealed, placed and proven on the storage nodes...")
+    deadline = time.monotonic() + 90
+    status = gateway.status()
+    while time.monotonic() < deadline:
+        status = gateway.status()
+        storage = (status or {}).get("storage", {})
+        if (status and status["spool_pending"] == 0 and status["batches_sealed"] > 0
+                and status["batches_durable"] == status["batches_sealed"]
+                and storage.get("ledger_head_batches") == status["batches_sealed"]):  # fmt: skip
+            break
+        time.sleep(2.0)
+    _progress(fleet, status, last, "durable on the network")
+    if status:
+        storage = status.get("storage", {})
+        fil = storage.get("fil", {})
+        print(f"storage: {status['batches_durable']}/{status['batches_sealed']} batches durable, "
+              f"{storage.get('repairs', 0)} repairs, {storage.get('batches_evicted', 0)} local "
+              f"copies evicted, attoFIL spent {fil.get('spent', 0)} committed "
+              f"{fil.get('committed', 0)}; ledger head {status.get('ledger_head')}")  # fmt: skip
+    return status
+
+
+def _check_network_restore(config: Path, status: dict[str, Any], nodes: list[str],
+                           fleet: SensorFleet, devices: SerialDevices) -> int:  # fmt: skip
+    """As an owner whose gateway is gone: only the owner key, the gateway key, the head CID."""
+    out = config.parent / "restore-from-network.jsonl"
+    owner_key = config.parent / "state" / "owner.key"
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "restore", "--from-network", "--gateway-key",
+         status["public_key"], "--head", status["ledger_head"], "--nodes", ",".join(nodes),
+         "--owner-key", str(owner_key), "--out", str(out)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    print("from the network alone: " + result.stderr.strip())
+    if result.returncode:
+        print("demo FAILED: restore --from-network")
+        return 1
+    restored = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    mqtt = Counter((r["topic"], payload_from_json(r["payload"])) for r in restored
+                   if r["source"] == "mqtt")  # fmt: skip
+    if mqtt != fleet.sent:
+        print("demo FAILED: the network restore differs from what the sensors sent")
+        return 1
+    print(f"network restore check: {sum(mqtt.values())} MQTT readings, byte for byte, exactly once")
+    return 0
 
 
 def _drain(gateway: DemoGateway, at_least: int) -> dict[str, Any] | None:
@@ -313,7 +406,6 @@ def _check_restore(config: Path, fleet: SensorFleet, devices: SerialDevices) -> 
     if missing or extra or not serial_ok:
         print("demo FAILED")
         return 1
-    print(f"demo OK: every acknowledged reading restored exactly once, byte for byte ({out})")
     return 0
 
 
