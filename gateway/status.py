@@ -89,6 +89,30 @@ class _SnapshotCollector(Collector):
             connected.add_metric([name], int(bool(source.get("connected"))))
         yield sources
         yield connected
+        yield from _storage_metrics(d.get("storage", {}))
+
+
+def _storage_metrics(storage: dict[str, Any]) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    if not storage.get("enabled"):
+        return
+    proofs = CounterMetricFamily("depin_node_proofs", "Proof rounds per node and result",
+                                 labels=["node", "result"])  # fmt: skip
+    reputation = GaugeMetricFamily("depin_node_reputation", "Node reputation (0..1)",
+                                   labels=["node"])  # fmt: skip
+    for node in storage.get("nodes", []):
+        proofs.add_metric([node["url"], "passed"], node.get("proofs_passed", 0))
+        proofs.add_metric([node["url"], "failed"], node.get("proofs_failed", 0))
+        reputation.add_metric([node["url"]], node.get("reputation", 0.0))
+    yield proofs
+    yield reputation
+    yield CounterMetricFamily("depin_repairs", "Fragments rebuilt and placed again",
+                              value=storage.get("repairs", 0))  # fmt: skip
+    fil = storage.get("fil", {})
+    for name in ("spent", "committed", "budget"):
+        yield GaugeMetricFamily(f"depin_fil_{name}_attofil", f"attoFIL {name}",
+                                value=float(int(fil.get(name, 0))))  # fmt: skip
+    yield GaugeMetricFamily("depin_fragments_proven", "Fragments proven on their node",
+                            value=storage.get("fragments_proven", 0))  # fmt: skip
 
 
 def prometheus_text(snapshot: StatusSnapshot) -> bytes:
