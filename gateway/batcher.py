@@ -122,7 +122,6 @@ class Batcher:
         self.last_ratio: float | None = None
         self.last_error: str | None = None
         self.on_sealed: list[Callable[[int], None]] = []  # called with the seq after each seal
-        self.vault_bytes = _tree_size(vault.path)
         self.batches_sealed = len(vault.seqs())
         sealed = last_sealed_spool_seq(vault)
         if sealed > spool.released_upto:
@@ -226,7 +225,7 @@ class Batcher:
             codec_name=self.batch.codec,
             dictionary=self.dictionary,
         )
-        path = self.vault.put(batch)
+        self.vault.put(batch)
         # Remembered outside the vault so that verify can tell a truncated chain from a short one.
         record_ledger_head(self.vault, batch.seq, str(batch.header_cid))
         if rotation is not None:
@@ -241,7 +240,6 @@ class Batcher:
         self.readings_sealed += len(readings)
         self.batches_sealed += 1
         self.last_ratio = batch.stats.compression_ratio
-        self.vault_bytes += _tree_size(path)
         log.info("sealed batch %d: %d readings, %.1fx compression, %.1f ms", batch.seq,
                  len(readings), batch.stats.compression_ratio,
                  (time.perf_counter() - started) * 1000)  # fmt: skip
@@ -251,16 +249,11 @@ class Batcher:
             batches_sealed=self.batches_sealed,
             readings_sealed=self.readings_sealed,
             last_compression_ratio=self.last_ratio,
-            vault_bytes=self.vault_bytes,
+            vault_bytes=self.vault.bytes_used,
             dictionary_id=self.dictionary.id if self.dictionary else None,
             last_error=self.last_error,
         )
 
-
-def _tree_size(root: Path) -> int:
-    if not root.exists():
-        return 0
-    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
 
 def _at_resolution(readings: list[Reading], resolution_ns: int) -> list[Reading]:

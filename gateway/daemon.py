@@ -117,7 +117,7 @@ class Gateway:
         batcher = Batcher(self.spool, Vault(self.config.state_dir), self.identity, owners,
                           self.config.batch, self.config.storage, self.clock)  # fmt: skip
         self.sink.on_durable.append(batcher.notify)
-        self.extra_usage.append(lambda: batcher.vault_bytes)
+        self.extra_usage.append(lambda: batcher.vault.bytes_used)
         return batcher
 
     def disk_used(self) -> int:

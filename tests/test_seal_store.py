@@ -143,3 +143,19 @@ def test_dictionary_object_is_stored_with_its_batch(tmp_path: Path) -> None:
     data = vault.dictionary(0, stored.id)
     assert data == stored.data
     assert open_batch(vault.header(0), vault.fragments(0), OWNER, data) is not None
+
+
+def test_bytes_used_follows_put_and_eviction_and_matches_the_disk(tmp_path: Path) -> None:
+    """The disk budget counts the vault without walking it: the counter must stay exact."""
+    vault = Vault(tmp_path)
+
+    def on_disk() -> int:
+        return sum(p.stat().st_size for p in vault.path.rglob("*") if p.is_file())
+
+    for _ in range(3):
+        vault.put(_next(vault))
+    assert vault.bytes_used == on_disk()
+    before = vault.bytes_used
+    vault.evict_fragments(1)
+    assert vault.bytes_used == on_disk() < before
+    assert Vault(tmp_path).bytes_used == on_disk()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 
 from gateway.errors import IntegrityError, StorageError
@@ -66,8 +67,12 @@ class Vault:
     def __init__(self, state_dir: Path | str) -> None:
         self.path = Path(state_dir) / "vault"
         self.collected: list[Path] = []
+        self._lock = threading.Lock()
         try:
             self._open()
+            # Counted once here, then kept up to date by put and evict (the disk budget asks
+            # every second; walking thousands of batch directories each time would not do).
+            self.bytes_used = sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
         except OSError as exc:
             raise StorageError(str(self.path), f"cannot open the vault: {exc.strerror}") from exc
 
@@ -156,6 +161,9 @@ class Vault:
             _fsync_dir(self.path)
         except OSError as exc:
             raise StorageError(str(final), f"cannot store batch: {exc.strerror}") from exc
+        written = sum(len(f) for f in batch.fragments) + len(batch.header_block)
+        with self._lock:
+            self.bytes_used += written + (len(batch.dictionary.data) if batch.dictionary else 0)
         return final
 
     def header_block(self, seq: int) -> bytes:
@@ -192,7 +200,11 @@ class Vault:
     def evict_fragments(self, seq: int) -> None:
         """Drop a batch's fragments and dictionary (once proven on the network); keep its header."""
         directory = self._dir(seq)
+        freed = 0
         for entry in directory.iterdir():
             if entry.name != _HEADER:
+                freed += entry.stat().st_size
                 entry.unlink()
         _fsync_dir(directory)
+        with self._lock:
+            self.bytes_used -= freed
