@@ -20,7 +20,9 @@ __all__ = ["DemoNode", "DemoNodes"]
 
 
 class DemoNode:
-    def __init__(self, directory: Path, broker_port: int) -> None:
+    """``python -m gateway.node run`` on a free loopback port, announcing on ``broker_port``."""
+
+    def __init__(self, directory: Path, broker_port: int, **overrides: object) -> None:
         self.directory = directory
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -33,6 +35,7 @@ class DemoNode:
             "min_duration": "60s",
             "fleet_broker": f"mqtt://127.0.0.1:{broker_port}",
             "announce_interval": "2s",
+            **overrides,
         }
         self.config = directory / "node.toml"
         self.config.write_text("[node]\n" + "".join(f"{k} = {json.dumps(v)}\n"
@@ -55,12 +58,15 @@ class DemoNode:
                 time.sleep(0.05)
         raise GatewayError(f"storage node did not start; see {self.directory / 'node.log'}")
 
-    def destroy(self) -> None:
-        """kill -9 and delete its disk: the node and everything it stored are gone."""
+    def kill9(self) -> None:
         if self.process is not None:
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait()
             self.process = None
+
+    def destroy(self) -> None:
+        """kill -9 and delete its disk: the node and everything it stored are gone."""
+        self.kill9()
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def stop(self) -> None:

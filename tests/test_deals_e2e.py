@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,70 +20,19 @@ from typing import Any
 
 import pytest
 
-from gateway.broker import Broker, free_port
-from gateway.keys import create_identity
+from gateway.broker import Broker
+from gateway.demo_nodes import DemoNode
 from tests.conftest import ROOT, GatewayProcess, Publisher, write_config
 
 pytestmark = pytest.mark.slow
 
 
-class NodeProcess:
-    """``python -m gateway.node run`` on a fixed loopback port, announcing on the broker."""
+class NodeProcess(DemoNode):
+    """A storage node process for this test (no rate limits: the test hammers it)."""
 
     def __init__(self, directory: Path, broker_port: int) -> None:
-        self.directory = directory
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.data_dir = directory / "data"
-        directory.mkdir(parents=True, exist_ok=True)
-        settings = {
-            "listen": f"127.0.0.1:{self.port}",
-            "data_dir": str(self.data_dir),
-            "min_duration": "60s",
-            "fleet_broker": f"mqtt://127.0.0.1:{broker_port}",
-            "announce_interval": "1s",
-            "rate_requests": 100000,
-            "rate_burst": 100000,
-        }
-        self.config = directory / "node.toml"
-        self.config.write_text(
-            "[node]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items())
-        )
-        create_identity(self.data_dir / "node.key")
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with open(self.directory / "node.log", "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gateway.node", "run", "--config", str(self.config)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-            )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("node did not start: " + (self.directory / "node.log").read_text())
-
-    def kill9(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-        self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
+        super().__init__(directory, broker_port, rate_requests=100000, rate_burst=100000,
+                         announce_interval="1s")  # fmt: skip
 
 
 @pytest.fixture
