@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := mosquitto mosquitto-clients gcc make libssl-dev python3-venv python3-dev
+APT_PACKAGES := mosquitto mosquitto-clients gcc make libssl-dev openssl python3-venv python3-dev
 
 .PHONY: all demo test check bench sysdeps venv install-broker-config install-systemd clean
 
@@ -17,6 +17,7 @@ sysdeps:
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto mosquitto-clients"; \
 	command -v gcc >/dev/null 2>&1 || missing="$$missing gcc make"; \
 	[ -f /usr/include/openssl/sha.h ] || missing="$$missing libssl-dev"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	$(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \

@@ -255,7 +255,6 @@ class Batcher:
         )
 
 
-
 def _at_resolution(readings: list[Reading], resolution_ns: int) -> list[Reading]:
     """Receive times rounded down to ``[batch] time_resolution`` (default 1 us, the resolution
     restore prints): nanoseconds from a Pi's clock are noise that costs ~2 bytes per reading."""

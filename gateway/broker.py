@@ -35,7 +35,12 @@ def free_port() -> int:
 
 
 class Broker:
-    """``with Broker(dir) as b:`` starts mosquitto on a free port; ``restart()`` keeps its data."""
+    """``with Broker(dir) as b:`` starts mosquitto on a free port; ``restart()`` keeps its data.
+
+    ``extra`` is mosquitto.conf text appended after the defaults: listener options there (cafile,
+    certfile, keyfile, require_certificate) apply to the loopback listener, and a later
+    ``allow_anonymous false`` overrides the default.
+    """
 
     def __init__(
         self,
@@ -44,6 +49,7 @@ class Broker:
         *,
         persistence: bool = True,
         inflight: int = 1000,
+        extra: str = "",
     ) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
@@ -61,6 +67,7 @@ class Broker:
                 inflight=inflight,
                 user=getpass.getuser(),
             )
+            + extra  # e.g. TLS options for the listener above, allow_anonymous false, password_file
         )
 
     def start(self) -> None:

@@ -362,12 +362,23 @@ def _mqtt(root: _Table, gateway_id: str, base: Path) -> MqttConfig:
                 f"cannot read {password_file}: {exc.strerror}",
                 "check the path and its permissions",
             ) from None
+    if password is not None and t.optional_string("username") is None:
+        raise ConfigError(
+            t.key("password" if password_file is None else "password_file"),
+            "is set without mqtt.username, so it would never be sent",
+            'add username = "..."',
+        )
 
     def path(name: str) -> Path | None:
         value = t.optional_string(name)
         return None if value is None else base / Path(value).expanduser()
 
     reconnect_min = t.duration("reconnect_min", "1s", minimum=0.01)
+    tls = t.boolean("tls", False)
+    for name in ("ca_file", "cert_file", "key_file"):
+        if not tls and name in t.data:
+            raise ConfigError(t.key(name), "is set but tls is false (plaintext connection)",
+                              "set tls = true, or remove the key")  # fmt: skip
     return MqttConfig(
         enabled=t.boolean("enabled", True),
         host=t.string("host", "127.0.0.1"),
@@ -382,7 +393,7 @@ def _mqtt(root: _Table, gateway_id: str, base: Path) -> MqttConfig:
         quarantine_size=t.size("quarantine_size", "16MiB", minimum=0),
         username=t.optional_string("username"),
         password=password,
-        tls=t.boolean("tls", False),
+        tls=tls,
         ca_file=path("ca_file"),
         cert_file=path("cert_file"),
         key_file=path("key_file"),

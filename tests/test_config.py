@@ -45,6 +45,7 @@ def test_defaults_are_valid_and_normalised() -> None:
          "one driver per port"),
         ("[mqtt]\nenabled = false", "mqtt.enabled", "[[serial]]"),
         ("[status]\nlisten = 'localhost'", "status.listen", "host:port"),
+        ("[mqtt]\nca_file = 'ca.pem'", "mqtt.ca_file", "tls = true"),
         ("nonsense = [", "", "not valid TOML"),
     ],
 )  # fmt: skip

@@ -24,6 +24,7 @@ import logging
 import random
 import ssl
 import struct
+import sys
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -98,6 +99,7 @@ class MqttIngest:
         self.disconnects = 0
         self.rejected: Counter[str] = Counter()
         self.last_error: str | None = None
+        self._refused = False  # the broker's CONNACK said no; the disconnect that follows is known
         self._formats: dict[str, str] = {}
         self._pubacks: list[tuple[int, int]] = []  # (generation, mid) of the group being acked
         self.client = self._make_client()
@@ -117,6 +119,20 @@ class MqttIngest:
         if c.username is not None:
             client.username_pw_set(c.username, c.password)
         if c.tls:
+            for key, file in (
+                ("ca_file", c.ca_file),
+                ("cert_file", c.cert_file),
+                ("key_file", c.key_file),
+            ):
+                try:
+                    if file is not None:
+                        file.open("rb").close()
+                except OSError as exc:
+                    raise ConfigError(
+                        f"mqtt.{key}",
+                        f"cannot read {file}: {exc.strerror}",
+                        "check the path and its permissions",
+                    ) from None
             try:
                 client.tls_set(
                     ca_certs=str(c.ca_file) if c.ca_file else None,
@@ -135,6 +151,7 @@ class MqttIngest:
         )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_message
         return client
 
@@ -167,6 +184,7 @@ class MqttIngest:
         self, client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
         if reason.is_failure:
+            self._refused = True
             self.last_error = f"broker refused connection: {reason}"
             log.error("%s", self.last_error)
             return
@@ -184,6 +202,14 @@ class MqttIngest:
             ", ".join(rule.filter for rule in self.config.topics),
         )
 
+    def _on_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
+        # paho calls this inside its ``except OSError`` around connect (refused, TLS verify failed)
+        # without passing the exception; it is still the one being handled.
+        error = f"cannot connect to {self.config.host}:{self.config.port}: {sys.exc_info()[1]}"
+        if error != self.last_error:  # once per new cause, not on every retry
+            log.warning("%s; retrying", error)
+        self.last_error = error
+
     def _on_disconnect(
         self, client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
@@ -194,6 +220,15 @@ class MqttIngest:
             self.disconnects += 1
             self.last_error = f"disconnected: {reason}"
             log.warning("disconnected from broker (%s); reconnecting", reason)
+        elif reason.is_failure and not self._refused:  # closed before a CONNACK: e.g. TLS alert
+            error = (
+                f"connection to {self.config.host}:{self.config.port} closed before the broker "
+                f"accepted it ({reason}); the broker's log says why (client certificate?)"
+            )
+            if error != self.last_error:
+                log.warning("%s", error)
+            self.last_error = error
+        self._refused = False
         # Jitter the backoff so a fleet restarted together does not reconnect in lockstep.
         low = max(1, round(self.config.reconnect_min * random.uniform(1.0, 2.0)))
         client.reconnect_delay_set(
