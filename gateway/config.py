@@ -612,14 +612,19 @@ _TOP = (
 )
 
 
-def config_from_string(text: str, path: Path | None = None) -> Config:
-    """Parse and validate a config; relative paths are resolved against the file's directory."""
+def parse_toml(text: str) -> dict[str, Any]:
+    """TOML text as a dict, or a ConfigError pointing at the line."""
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
             "", f"not valid TOML: {exc}", "check quotes and brackets on that line"
         ) from None
+
+
+def config_from_string(text: str, path: Path | None = None) -> Config:
+    """Parse and validate a config; relative paths are resolved against the file's directory."""
+    data = parse_toml(text)
     base = path.parent.resolve() if path else Path.cwd()
     root = _Table("", data, _TOP)
     gateway = _gateway(root, base)

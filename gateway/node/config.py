@@ -9,12 +9,11 @@ commented file ``node init`` writes.
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from gateway.config import _Table
+from gateway.config import _Table, parse_toml
 from gateway.errors import ConfigError
 from gateway.market.epoch import EPOCH_SECONDS
 
@@ -207,12 +206,7 @@ def _node(data: dict[str, object], base: Path) -> NodeConfig:
 
 def node_config_from_string(text: str, path: Path | None = None) -> NodeConfig:
     """Parse and validate ``[node]``; a relative ``data_dir`` is relative to the file."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(
-            "", f"not valid TOML: {exc}", "check quotes and brackets on that line"
-        ) from None
+    data = parse_toml(text)
     base = path.parent.resolve() if path else Path.cwd()
     return _node(data, base)
 
