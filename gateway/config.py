@@ -660,12 +660,3 @@ def load_config(path: str | Path) -> Config:
             "", f"cannot read {path}: {exc}", "check the path and permissions"
         ) from None
     return config_from_string(text, path)
-
-
-def raw_table(config: Config, name: str) -> Mapping[str, Any]:
-    """Sections owned by other components (e.g. [node]) that validate themselves."""
-    if config.path is None:
-        return {}
-    data = tomllib.loads(config.path.read_text(encoding="utf-8"))
-    table = data.get(name, {})
-    return table if isinstance(table, dict) else {}

@@ -36,7 +36,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from gateway.config import MqttConfig, TopicRule
+from gateway.config import MqttConfig
 from gateway.dedup import mqtt_key
 from gateway.errors import ConfigError
 from gateway.ingest.sink import IngestSink
@@ -289,7 +289,3 @@ class MqttIngest:
             receive_maximum=self.config.receive_maximum,
             last_error=self.last_error,
         )
-
-
-def topic_rules_summary(rules: tuple[TopicRule, ...]) -> list[dict[str, str]]:
-    return [{"filter": r.filter, "format": r.format} for r in rules]

@@ -240,10 +240,3 @@ def _next_record(buf: memoryview, pos: int) -> int | None:
         if _record_at(buf, candidate) is not None:
             return candidate
         pos = candidate + 1
-
-
-def iter_records(data: bytes, start: int = len(SEGMENT_MAGIC)) -> Iterator[Reading]:
-    found: list[tuple[int, Reading]] = []
-    scan(data, start, found)
-    for _, reading in found:
-        yield reading
