@@ -164,6 +164,29 @@ def ratios(batch_sizes: tuple[int, ...], level: int, repeat: int) -> None:
         )
 
 
+def defaults_ratio(repeat: int) -> None:
+    """What the daemon does with a default config: codec, zstd level and receive-time
+    resolution from ``[batch]`` defaults, 10,000-reading batches (``max_readings``)."""
+    from gateway.batcher import _at_resolution
+    from gateway.config import config_from_string
+
+    batch = config_from_string("").batch
+    fleet = SensorFleet(seed=2)
+    payload = gz = out = 0
+    started = time.perf_counter()
+    for _ in range(repeat):
+        readings = _at_resolution(fleet.readings(batch.max_readings), batch.time_resolution_ns)
+        payload += sum(len(r.payload) for r in readings)
+        gz += len(gzip.compress(b"\n".join(r.payload for r in readings), 6, mtime=0))
+        out += len(compress(codec.encode(readings, batch.codec), level=batch.zstd_level))
+    per_batch = (time.perf_counter() - started) / repeat
+    print(f"defaults ({batch.codec}, zstd-{batch.zstd_level}, receive times at "
+          f"{batch.time_resolution_ns} ns, {batch.max_readings} readings): ratio "
+          f"{payload / out:5.2f}x = {(payload / out) / (payload / gz):.2f}x gzip-6 "
+          f"({out / batch.max_readings / repeat:.2f} B/reading incl. metadata; "
+          f"{per_batch:.2f} s per batch incl. gzip)")  # fmt: skip
+
+
 def signatures(seconds: float = 1.0) -> None:
     key = SigningKey.generate()
     message = os.urandom(1000)  # about one header's canonical encoding
@@ -204,6 +227,7 @@ def main() -> None:
         seal_throughput(500, 4 if quick else 20, level)
     print("== compression")
     ratios((200, 1000, 10_000), 9, 2 if quick else 5)
+    defaults_ratio(2 if quick else 5)
     print("== primitives")
     signatures(0.3 if quick else 1.0)
     zfec_and_hashes(4 * MB if quick else 16 * MB, 2 if quick else 3)

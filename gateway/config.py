@@ -478,7 +478,7 @@ def _batch(root: _Table) -> BatchConfig:
         max_readings=t.integer("max_readings", 10_000, 1, 10_000_000),
         max_bytes=t.size("max_bytes", "4MiB", minimum=1024),
         max_age=t.duration("max_age", "5m", minimum=0.1),
-        zstd_level=t.integer("zstd_level", 9, 1, 22),
+        zstd_level=t.integer("zstd_level", 19, 1, 22),
         codec=codec,
         time_resolution_ns=max(1, round(resolution * 1e9)),
     )

@@ -48,8 +48,8 @@ quarantine_size = "16MiB"          # bounded store of rejected messages
 max_readings = 10000
 max_bytes = "4MiB"
 max_age = "5m"
-zstd_level = 9
-time_resolution = "1us"           # receive times in sealed batches (restore prints microseconds)
+zstd_level = 19                    # sealing runs in a worker: ~50 ms more per 10k readings than 9
+time_resolution = "1us"            # receive times in sealed batches (restore prints microseconds)
 codec = "readings-cbor-v2"         # v2: JSON split into value columns (~1.7x smaller than
                                    # v1 at 10k readings, ~60x more CPU); v1: fast, less compact
 
