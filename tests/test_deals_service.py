@@ -284,3 +284,49 @@ async def test_proven_periods_are_paid_with_cumulative_vouchers_the_node_accepts
     finally:
         await client.close()
         node.stop()
+
+
+async def test_deals_made_before_a_key_rotation_are_still_paid_with_their_own_key(
+    tmp_path: Path,
+) -> None:
+    """After ``rotate-key`` and a restart, a voucher for an old deal must come from the deal's
+    client key (the node accepts payment only from it), not from the new identity."""
+    from gateway.deals.client import NodeClient
+    from gateway.deals.engine import START_DELAY_EPOCHS, Engine, EngineSettings
+    from gateway.deals.local import LocalObjects
+    from gateway.deals.repair import piece_cid_of
+    from gateway.market.messages import Ask
+    from gateway.node.testing import FakeClock
+
+    clock = FakeClock()
+    node = NodeThread(make_node_config(tmp_path / "n", min_duration="60s"), clock=clock)
+    node.start()
+    book = Book()
+    local = LocalObjects(tmp_path / "state", None)
+    data = bytes(range(256)) * 3
+    piece = piece_cid_of(data)
+    local.save_snapshot(1, data)
+    book.apply({"t": "object", "key": "ledger/1", "piece": piece, "replicas": 1})
+    settings = EngineSettings(duration_epochs=100, challenges=3)
+    old_client = NodeClient(IDENTITY, 5.0, clock=clock)
+    engine = Engine(book, book.apply, old_client, local, None, IDENTITY, settings,
+                    random.Random(1), clock)  # fmt: skip
+    rotated = SigningKey.generate()
+    new_client = NodeClient(rotated, 5.0, clock=clock)
+    try:
+        ask, _ = Ask.open(await old_client.ask(node.url))
+        p = engine.plan("ledger/1", piece, ask)
+        await engine.drive(p.pid)
+        # The gateway restarts with its rotated identity; the old key is now a retired one.
+        restarted = Engine(book, book.apply, new_client, local, None, rotated, settings,
+                           random.Random(2), clock, retired=[IDENTITY])  # fmt: skip
+        clock.advance(30 * (START_DELAY_EPOCHS + 3))
+        assert (await restarted.prove(p.pid)).ok
+        p = book.placements[p.pid]
+        assert p.paid > 0
+        reply = await new_client.deal(node.url, p.deal_id)
+        assert int(reply.json()["paid_total"]) == p.paid, "the node accepted the old-key voucher"
+    finally:
+        await old_client.close()
+        await new_client.close()
+        node.stop()

@@ -73,14 +73,16 @@ class NodeClient:
     async def close(self) -> None:
         await self.session.close()
 
-    def _signed(self, method: str, url: str, body: bytes) -> dict[str, str]:
+    def _signed(
+        self, method: str, url: str, body: bytes, key: SigningKey | None = None
+    ) -> dict[str, str]:
         parts = urlsplit(url)
         return sign_request(
             method,
             parts.path,
             parts.query,
             body,
-            self.key,
+            key or self.key,
             int(self.clock()),
             secrets.token_urlsafe(12),
         )
@@ -93,6 +95,7 @@ class NodeClient:
         *,
         body: bytes = b"",
         sign: bool = False,
+        key: SigningKey | None = None,
         headers: dict[str, str] | None = None,
         limit: int = _JSON_LIMIT,
         time_limit: float | None = None,
@@ -103,7 +106,7 @@ class NodeClient:
         if body and "Content-Type" not in sent:
             sent["Content-Type"] = "application/json"
         if sign:
-            sent.update(self._signed(method, url, body))
+            sent.update(self._signed(method, url, body, key))
         try:
             async with self.session.request(
                 method,
@@ -188,8 +191,11 @@ class NodeClient:
             return reply.body
         raise NodeError(base, f"piece {piece_cid[:24]}...: HTTP {reply.status}")
 
-    async def voucher(self, base: str, deal_id: str, voucher: dict[str, Any]) -> Reply:
+    async def voucher(
+        self, base: str, deal_id: str, voucher: dict[str, Any], key: SigningKey | None = None
+    ) -> Reply:
+        """``key``: the deal's client key, when it is not the current identity (a rotation)."""
         body = json.dumps(voucher).encode()
         return await self.request(
-            "POST", base, f"/market/v1/deals/{deal_id}/vouchers", body=body, sign=True
+            "POST", base, f"/market/v1/deals/{deal_id}/vouchers", body=body, sign=True, key=key
         )

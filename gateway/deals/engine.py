@@ -13,7 +13,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -65,6 +65,7 @@ class Engine:
         settings: EngineSettings,
         rng: random.Random,
         clock: Callable[[], float] = time.time,
+        retired: Sequence[SigningKey] = (),
     ) -> None:
         self.book = book
         self.record = record
@@ -73,10 +74,18 @@ class Engine:
         self.vault = vault
         self.identity = identity
         self.client_key = format_gateway_public(identity.verify_key)
+        # Deals made before an identity rotation are paid with the key that made them.
+        self.keys = {format_gateway_public(k.verify_key): k for k in (*retired, identity)}
         self.settings = settings
         self.rng = rng
         self.clock = clock
         self.range_only: set[str] = set()  # providers without /market/v1/prove (Curio-like)
+
+    def deal_key(self, p: Placement) -> SigningKey:
+        """The client key of ``p``'s current deal (its signed proposal names it)."""
+        proposal = self.book.proposals.get(p.pid)
+        client = proposal.get("body", {}).get("client") if isinstance(proposal, dict) else None
+        return self.keys.get(str(client), self.identity)
 
     def now_epoch(self) -> int:
         return epoch_at(self.clock())
@@ -343,7 +352,8 @@ class Engine:
         if due <= p.paid or p.state != State.PROVEN:
             return
         voucher = Voucher(deal_id=p.deal_id, lane=0, nonce=p.voucher_nonce + 1, amount=due)
-        wire = voucher.sign(self.identity)
+        key = self.deal_key(p)
+        wire = voucher.sign(key)
         self.record(
             {
                 "t": "voucher",
@@ -355,7 +365,7 @@ class Engine:
             }
         )
         try:
-            reply = await self.client.voucher(p.url, p.deal_id, wire)
+            reply = await self.client.voucher(p.url, p.deal_id, wire, key)
             if reply.status != 200:
                 log.info("voucher for deal %s: HTTP %d %s", p.deal_id, reply.status, reply.code())
         except NodeError as exc:  # cumulative: the next voucher covers this one

@@ -29,6 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -49,7 +50,7 @@ from gateway.deals.selection import Candidate, Requirement, choose_node
 from gateway.deals.snapshot import BatchRecord, LedgerSnapshot, encode_snapshot
 from gateway.deals.throttle import TokenBucket
 from gateway.errors import GatewayError, NodeError
-from gateway.keys import format_gateway_public
+from gateway.keys import format_gateway_public, load_identity
 from gateway.market.epoch import epoch_at, epochs_for
 from gateway.piece.cid import piece_info_from_v2
 from gateway.seal.signed import SignedHeader
@@ -158,6 +159,7 @@ class StorageService:
             settings,
             self.rng,
             self.clock,
+            retired=_retired_keys(self.config.state_dir),
         )
         scheduler = AsyncIOScheduler(event_loop=self._loop, timezone=UTC)
         interval = self.config.proving.interval
@@ -595,3 +597,14 @@ class StorageService:
                 "ledger_head_last_seq": head.get("last_seq") if head else None,
                 "last_error": self.last_error or blocked,
             }
+
+
+def _retired_keys(state_dir: Path) -> list[SigningKey]:
+    """Identity keys replaced by ``rotate-key`` (their deals are still paid with them)."""
+    keys = []
+    for path in sorted(state_dir.glob("identity.retired-*.key")):
+        try:
+            keys.append(load_identity(path))
+        except GatewayError as exc:
+            log.warning("ignoring retired key %s: %s", path, exc)
+    return keys
