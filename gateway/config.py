@@ -8,15 +8,14 @@ errors with a "did you mean" hint, because a typo silently ignored is a setting 
 
 from __future__ import annotations
 
-import difflib
-import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
+from gateway.config_table import Table, parse_toml
 from gateway.errors import ConfigError
-from gateway.units import parse_duration, parse_size
+from gateway.units import parse_size
 
 __all__ = [
     "BatchConfig",
@@ -166,87 +165,7 @@ class Config:
         return self.gateway.state_dir
 
 
-class _Table:
-    """One TOML table being validated: typed getters that name the key on error."""
-
-    def __init__(self, prefix: str, data: Any, known: tuple[str, ...]) -> None:
-        if not isinstance(data, dict):
-            raise ConfigError(prefix, "must be a table", f"write it as [{prefix}]")
-        self.prefix = prefix
-        self.data: dict[str, Any] = data
-        for key in data:
-            if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f"did you mean {close[0]!r}?" if close else "known: " + ", ".join(known)
-                raise ConfigError(self.key(key), "unknown key", hint)
-
-    def key(self, name: str) -> str:
-        return f"{self.prefix}.{name}" if self.prefix else name
-
-    def _typed(self, name: str, default: T, kind: type | tuple[type, ...], what: str) -> T:
-        value = self.data.get(name, default)
-        if isinstance(value, bool) and kind is not bool and bool not in _as_tuple(kind):
-            raise ConfigError(self.key(name), f"expected {what}, got a boolean")
-        if not isinstance(value, kind):
-            raise ConfigError(self.key(name), f"expected {what}, got {type(value).__name__}")
-        return value  # type: ignore[return-value]
-
-    def string(self, name: str, default: str) -> str:
-        return self._typed(name, default, str, "a string")
-
-    def optional_string(self, name: str) -> str | None:
-        if name not in self.data:
-            return None
-        return self.string(name, "")
-
-    def boolean(self, name: str, default: bool) -> bool:
-        return self._typed(name, default, bool, "true or false")
-
-    def integer(self, name: str, default: int, low: int, high: int) -> int:
-        value = self._typed(name, default, int, "an integer")
-        if not low <= value <= high:
-            raise ConfigError(self.key(name), f"{value} is out of range", f"use {low}..{high}")
-        return value
-
-    def number(self, name: str, default: float, low: float, high: float) -> float:
-        value = float(self._typed(name, default, (int, float), "a number"))
-        if not low <= value <= high:
-            raise ConfigError(self.key(name), f"{value} is out of range", f"use {low}..{high}")
-        return value
-
-    def _parsed(self, name: str, default: Any, parse: Callable[[Any], T], example: str) -> T:
-        try:
-            return parse(self.data.get(name, default))
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(self.key(name), str(exc), f"for example {name} = {example}") from None
-
-    def duration(self, name: str, default: str, minimum: float = 0.0) -> float:
-        value = self._parsed(name, default, parse_duration, '"60s"')
-        if value < minimum:
-            raise ConfigError(self.key(name), f"{value}s is too short", f"use at least {minimum}s")
-        return value
-
-    def size(self, name: str, default: str | int, minimum: int = 0) -> int:
-        value = self._parsed(name, default, parse_size, '"512MiB"')
-        if value < minimum:
-            raise ConfigError(self.key(name), f"{value} bytes is too small", f"use >= {minimum}")
-        return value
-
-    def strings(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-        value = self.data.get(name, list(default))
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise ConfigError(self.key(name), "expected a list of strings", 'e.g. ["a", "b"]')
-        return tuple(value)
-
-    def table(self, name: str, known: tuple[str, ...]) -> _Table:
-        return _Table(self.key(name), self.data.get(name, {}), known)
-
-
-def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
-
-
-def _gateway(root: _Table, base: Path) -> GatewayConfig:
+def _gateway(root: Table, base: Path) -> GatewayConfig:
     t = root.table("gateway", ("id", "state_dir", "disk_budget", "high_watermark", "low_watermark"))
     gateway_id = t.string("id", "gateway")
     if not gateway_id or any(c in gateway_id for c in "/+#\0 "):
@@ -265,7 +184,7 @@ def _gateway(root: _Table, base: Path) -> GatewayConfig:
     )
 
 
-def _spool(root: _Table) -> SpoolConfig:
+def _spool(root: Table) -> SpoolConfig:
     t = root.table(
         "spool", ("segment_size", "commit_interval", "commit_max_readings", "dedup_window")
     )
@@ -277,7 +196,7 @@ def _spool(root: _Table) -> SpoolConfig:
     )
 
 
-def _topic_rules(t: _Table) -> tuple[TopicRule, ...]:
+def _topic_rules(t: Table) -> tuple[TopicRule, ...]:
     raw = t.data.get("topics", ["sensors/#"])
     if not isinstance(raw, list) or not raw:
         raise ConfigError(
@@ -288,7 +207,7 @@ def _topic_rules(t: _Table) -> tuple[TopicRule, ...]:
     rules = []
     for index, item in enumerate(raw):
         where = f"{t.key('topics')}[{index}]"
-        rule = _Table(
+        rule = Table(
             where, {"filter": item} if isinstance(item, str) else item, ("filter", "format")
         )
         topic_filter = rule.string("filter", "")
@@ -321,7 +240,7 @@ def _check_filter(key: str, topic_filter: str) -> None:
         )
 
 
-def _mqtt(root: _Table, gateway_id: str, base: Path) -> MqttConfig:
+def _mqtt(root: Table, gateway_id: str, base: Path) -> MqttConfig:
     t = root.table(
         "mqtt",
         (
@@ -402,7 +321,7 @@ def _mqtt(root: _Table, gateway_id: str, base: Path) -> MqttConfig:
     )
 
 
-def _serial(root: _Table) -> tuple[SerialConfig, ...]:
+def _serial(root: Table) -> tuple[SerialConfig, ...]:
     from drivers.registry import names
 
     raw = root.data.get("serial", [])
@@ -410,7 +329,7 @@ def _serial(root: _Table) -> tuple[SerialConfig, ...]:
         raise ConfigError("serial", "expected [[serial]] tables", "write each port as [[serial]]")
     entries = []
     for index, item in enumerate(raw):
-        t = _Table(
+        t = Table(
             f"serial[{index}]",
             item,
             ("name", "port", "driver", "baudrate", "parity", "options", "reopen_max"),
@@ -460,7 +379,7 @@ def _check_driver_options(key: str, driver: str, options: dict[str, str]) -> Non
         raise ConfigError(key + suffix, exc.problem, exc.fix) from None
 
 
-def _batch(root: _Table) -> BatchConfig:
+def _batch(root: Table) -> BatchConfig:
     t = root.table(
         "batch", ("max_readings", "max_bytes", "max_age", "zstd_level", "codec", "time_resolution")
     )
@@ -484,7 +403,7 @@ def _batch(root: _Table) -> BatchConfig:
     )
 
 
-def _owner(root: _Table) -> OwnerConfig:
+def _owner(root: Table) -> OwnerConfig:
     from gateway.errors import KeyMaterialError
     from gateway.keys import parse_owner_public
 
@@ -502,7 +421,7 @@ def _owner(root: _Table) -> OwnerConfig:
     return OwnerConfig(keys)
 
 
-def _storage(root: _Table) -> StorageConfig:
+def _storage(root: Table) -> StorageConfig:
     t = root.table(
         "storage",
         (
@@ -534,7 +453,7 @@ def _storage(root: _Table) -> StorageConfig:
     )
 
 
-def _rate(t: _Table, name: str) -> int:
+def _rate(t: Table, name: str) -> int:
     """A byte rate: "1MiB/s" or "1MiB" (per second), 0 = unlimited."""
     raw = t.data.get(name, 0)
     try:
@@ -543,12 +462,12 @@ def _rate(t: _Table, name: str) -> int:
         raise ConfigError(t.key(name), str(exc), f'for example {name} = "1MiB/s"') from None
 
 
-def _proving(root: _Table) -> ProvingConfig:
+def _proving(root: Table) -> ProvingConfig:
     t = root.table("proving", ("interval", "challenges"))
     return ProvingConfig(t.duration("interval", "1h", minimum=1), t.integer("challenges", 5, 1, 64))
 
 
-def _status(root: _Table) -> StatusConfig:
+def _status(root: Table) -> StatusConfig:
     t = root.table("status", ("listen",))
     listen = t.string("listen", "127.0.0.1:8787")
     host, sep, port = listen.rpartition(":")
@@ -557,7 +476,7 @@ def _status(root: _Table) -> StatusConfig:
     return StatusConfig(listen, host.strip("[]") or "127.0.0.1", int(port))
 
 
-def _fleet(root: _Table) -> FleetConfig:
+def _fleet(root: Table) -> FleetConfig:
     t = root.table("fleet", ("broker", "heartbeat_interval"))
     return FleetConfig(t.optional_string("broker"), t.duration("heartbeat_interval", "60s", 1))
 
@@ -612,21 +531,11 @@ _TOP = (
 )
 
 
-def parse_toml(text: str) -> dict[str, Any]:
-    """TOML text as a dict, or a ConfigError pointing at the line."""
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(
-            "", f"not valid TOML: {exc}", "check quotes and brackets on that line"
-        ) from None
-
-
 def config_from_string(text: str, path: Path | None = None) -> Config:
     """Parse and validate a config; relative paths are resolved against the file's directory."""
     data = parse_toml(text)
     base = path.parent.resolve() if path else Path.cwd()
-    root = _Table("", data, _TOP)
+    root = Table("", data, _TOP)
     gateway = _gateway(root, base)
     config = Config(
         path=path,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from gateway.config import _Table, parse_toml
+from gateway.config_table import Table, parse_toml
 from gateway.errors import ConfigError
 from gateway.market.epoch import EPOCH_SECONDS
 
@@ -98,7 +98,7 @@ class NodeConfig:
         return int(self.max_duration // EPOCH_SECONDS)
 
 
-def _listen(t: _Table) -> tuple[str, str, int]:
+def _listen(t: Table) -> tuple[str, str, int]:
     listen = t.string("listen", "127.0.0.1:8900")
     host, sep, port_text = listen.rpartition(":")
     if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
@@ -106,7 +106,7 @@ def _listen(t: _Table) -> tuple[str, str, int]:
     return listen, host.strip("[]"), int(port_text)
 
 
-def _padded(t: _Table, name: str, default: str) -> int:
+def _padded(t: Table, name: str, default: str) -> int:
     value = t.size(name, default, minimum=128)
     if value & (value - 1) or value > _MAX_PIECE:
         raise ConfigError(
@@ -117,7 +117,7 @@ def _padded(t: _Table, name: str, default: str) -> int:
     return value
 
 
-def _broker(t: _Table) -> tuple[str | None, str, int]:
+def _broker(t: Table) -> tuple[str | None, str, int]:
     url = t.optional_string("fleet_broker")
     if not url:
         return None, "", 0
@@ -140,7 +140,7 @@ def _node(data: dict[str, object], base: Path) -> NodeConfig:
         raise ConfigError(
             "node", "the file has no [node] section", "create one with: depin-gateway node init"
         )
-    t = _Table("node", data["node"], _KEYS)
+    t = Table("node", data["node"], _KEYS)
     listen, host, port = _listen(t)
     public_url = t.optional_string("public_url")
     if public_url is not None and not public_url.startswith(("http://", "https://")):

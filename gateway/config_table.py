@@ -1,0 +1,109 @@
+"""Validating TOML tables: typed getters whose errors name the key and suggest the fix.
+
+Shared by the gateway config (``gateway/config.py``) and the storage node config
+(``gateway/node/config.py``). Unknown keys are errors with a "did you mean" hint.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from gateway.errors import ConfigError
+from gateway.units import parse_duration, parse_size
+
+__all__ = ["Table", "parse_toml"]
+
+T = TypeVar("T")
+
+
+class Table:
+    """One TOML table being validated: typed getters that name the key on error."""
+
+    def __init__(self, prefix: str, data: Any, known: tuple[str, ...]) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(prefix, "must be a table", f"write it as [{prefix}]")
+        self.prefix = prefix
+        self.data: dict[str, Any] = data
+        for key in data:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else "known: " + ", ".join(known)
+                raise ConfigError(self.key(key), "unknown key", hint)
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def _typed(self, name: str, default: T, kind: type | tuple[type, ...], what: str) -> T:
+        value = self.data.get(name, default)
+        if isinstance(value, bool) and kind is not bool and bool not in _as_tuple(kind):
+            raise ConfigError(self.key(name), f"expected {what}, got a boolean")
+        if not isinstance(value, kind):
+            raise ConfigError(self.key(name), f"expected {what}, got {type(value).__name__}")
+        return value  # type: ignore[return-value]
+
+    def string(self, name: str, default: str) -> str:
+        return self._typed(name, default, str, "a string")
+
+    def optional_string(self, name: str) -> str | None:
+        if name not in self.data:
+            return None
+        return self.string(name, "")
+
+    def boolean(self, name: str, default: bool) -> bool:
+        return self._typed(name, default, bool, "true or false")
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        value = self._typed(name, default, int, "an integer")
+        if not low <= value <= high:
+            raise ConfigError(self.key(name), f"{value} is out of range", f"use {low}..{high}")
+        return value
+
+    def number(self, name: str, default: float, low: float, high: float) -> float:
+        value = float(self._typed(name, default, (int, float), "a number"))
+        if not low <= value <= high:
+            raise ConfigError(self.key(name), f"{value} is out of range", f"use {low}..{high}")
+        return value
+
+    def _parsed(self, name: str, default: Any, parse: Callable[[Any], T], example: str) -> T:
+        try:
+            return parse(self.data.get(name, default))
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(self.key(name), str(exc), f"for example {name} = {example}") from None
+
+    def duration(self, name: str, default: str, minimum: float = 0.0) -> float:
+        value = self._parsed(name, default, parse_duration, '"60s"')
+        if value < minimum:
+            raise ConfigError(self.key(name), f"{value}s is too short", f"use at least {minimum}s")
+        return value
+
+    def size(self, name: str, default: str | int, minimum: int = 0) -> int:
+        value = self._parsed(name, default, parse_size, '"512MiB"')
+        if value < minimum:
+            raise ConfigError(self.key(name), f"{value} bytes is too small", f"use >= {minimum}")
+        return value
+
+    def strings(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self.data.get(name, list(default))
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError(self.key(name), "expected a list of strings", 'e.g. ["a", "b"]')
+        return tuple(value)
+
+    def table(self, name: str, known: tuple[str, ...]) -> Table:
+        return Table(self.key(name), self.data.get(name, {}), known)
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def parse_toml(text: str) -> dict[str, Any]:
+    """TOML text as a dict, or a ConfigError pointing at the line."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            "", f"not valid TOML: {exc}", "check quotes and brackets on that line"
+        ) from None
