@@ -263,6 +263,27 @@ def cmd_node(args: argparse.Namespace) -> int:
     return node_run_main(args.config)
 
 
+def cmd_fleet(args: argparse.Namespace) -> int:
+    import time
+
+    from gateway.fleet.collect import collect_retained
+    from gateway.fleet.view import classify_all, render_table
+
+    broker = args.broker or _config(args).fleet.broker
+    if not broker:
+        raise ConfigError("fleet.broker", "no fleet broker configured", "pass --broker mqtt://h:p")
+    if args.stale <= 0:
+        raise ConfigError("fleet", "--stale must be > 0", "e.g. --stale 180")
+    entries = classify_all(collect_retained(broker), time.time(), args.stale)
+    if args.json:
+        print(json.dumps([entry.to_json() for entry in entries], indent=2))
+    elif entries:
+        print(render_table(entries))
+    else:
+        print(f"no gateway heartbeats on {broker}", file=sys.stderr)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
@@ -322,6 +343,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["init", "run"])
     p.add_argument("--data-dir", help="node init: where pieces and the node key live")
     p.add_argument("--listen", help="node init: host:port to serve on (default 127.0.0.1:8900)")
+    p = add("fleet", cmd_fleet, "every gateway's latest signed heartbeat as a table")
+    p.add_argument("--broker", help="fleet broker mqtt://host:port (default: config [fleet])")
+    p.add_argument("--json", action="store_true", help="a JSON list with a 'state' per gateway")
+    p.add_argument("--stale", type=float, default=180.0, help="seconds until STALE (default 180)")
     p = add("demo", cmd_demo, "run the whole system locally and check a restore", config=False)
     p.add_argument("--duration", type=float, default=60.0, help="seconds of sensor traffic")
     p.add_argument("--rate", type=float, default=200.0, help="readings per second in total")

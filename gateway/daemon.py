@@ -34,6 +34,7 @@ from gateway.clock import Clock, SystemClock
 from gateway.config import Config
 from gateway.deals import StorageService
 from gateway.errors import GatewayError, KeyMaterialError, StorageError
+from gateway.fleet import HeartbeatPublisher
 from gateway.identity import Identity
 from gateway.ingest.mqtt import MqttIngest
 from gateway.ingest.serial import SerialIngest
@@ -100,6 +101,7 @@ class Gateway:
         self.errors: dict[str, str] = {}
         self.batcher = self._make_batcher()
         self.storage = self._make_storage()
+        self.fleet = self._make_fleet()
 
     def _make_storage(self) -> StorageService | None:
         """The deal/proving client, when storage nodes or a fleet broker (asks) are configured."""
@@ -108,6 +110,14 @@ class Gateway:
         service = StorageService(self.config, self.batcher.vault, self.identity.key)
         self.batcher.on_sealed.append(service.notify_sealed)
         return service
+
+    def _make_fleet(self) -> HeartbeatPublisher | None:
+        """Signed heartbeats on the fleet broker (gateway/fleet), when [fleet] broker is set."""
+        if not self.config.fleet.broker:
+            return None
+        return HeartbeatPublisher(self.config.fleet.broker, lambda: self.identity.key,
+                                  self.config.gateway.id, self.snapshot,
+                                  self.config.fleet.heartbeat_interval)  # fmt: skip
 
     def _make_batcher(self) -> Batcher | None:
         owners = [parse_owner_public(key) for key in self.config.owner.public_keys]
@@ -134,9 +144,13 @@ class Gateway:
             self.mqtt.start()
         for port in self.serial:
             port.start()
+        if self.fleet is not None:
+            self.fleet.start()
 
     def stop(self) -> None:
         """Graceful: stop sources first, then make everything received durable and ack it."""
+        if self.fleet is not None:
+            self.fleet.stop()  # publishes the signed "offline" heartbeat
         for port in self.serial:
             port.stop()
         if self.mqtt is not None:
@@ -170,6 +184,8 @@ class Gateway:
         for port in self.serial:
             sources[f"serial:{port.name}"] = port.stats()
         last_errors = dict(self.errors)
+        if self.fleet is not None and self.fleet.last_error:
+            last_errors["fleet"] = self.fleet.last_error
         seal: dict[str, Any] = {"enabled": self.batcher is not None}
         batches_sealed = 0
         if self.batcher is not None:

@@ -1,0 +1,60 @@
+"""Collect the retained heartbeats from the fleet broker (thin paho adapter for the CLI)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from gateway.deals.fleet import parse_broker_url
+from gateway.errors import RemoteError
+from gateway.fleet.heartbeat import STATUS_WILDCARD
+
+__all__ = ["collect_retained"]
+
+
+def collect_retained(url: str, window: float = 2.0, quiet: float = 0.5) -> dict[str, bytes]:
+    """Newest payload per status topic: stops ``quiet`` s after the last message, at most
+    ``window`` s after the subscription is acknowledged. Empty payloads (cleared) are dropped."""
+    host, port = parse_broker_url(url)
+    messages: dict[str, bytes] = {}
+    lock = threading.Lock()
+    subscribed = threading.Event()
+    last = [time.monotonic()]
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"depin-fleet-view-{os.getpid()}-{time.time_ns()}"
+    )
+
+    def on_subscribe(*_args: object) -> None:
+        last[0] = time.monotonic()
+        subscribed.set()
+
+    def on_message(_c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        with lock:
+            messages[message.topic] = bytes(message.payload)
+            last[0] = time.monotonic()
+
+    client.on_subscribe = on_subscribe
+    client.on_message = on_message
+    try:
+        client.connect(host, port, keepalive=10)
+    except OSError as exc:
+        raise RemoteError(f"fleet broker {host}:{port}", f"cannot connect: {exc}") from exc
+    client.subscribe(STATUS_WILDCARD, qos=1)
+    client.loop_start()
+    try:
+        if not subscribed.wait(5):
+            raise RemoteError(f"fleet broker {host}:{port}", "subscription not acknowledged")
+        deadline = time.monotonic() + window
+        while time.monotonic() < deadline and time.monotonic() - last[0] < quiet:
+            time.sleep(0.05)
+    finally:
+        with contextlib.suppress(Exception):
+            client.disconnect()
+        client.loop_stop()
+    with lock:
+        return {topic: payload for topic, payload in messages.items() if payload}
