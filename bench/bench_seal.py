@@ -167,15 +167,15 @@ def ratios(batch_sizes: tuple[int, ...], level: int, repeat: int) -> None:
 def defaults_ratio(repeat: int) -> None:
     """What the daemon does with a default config: codec, zstd level and receive-time
     resolution from ``[batch]`` defaults, 10,000-reading batches (``max_readings``)."""
-    from gateway.batcher import _at_resolution
     from gateway.config import config_from_string
+    from gateway.seal_worker import at_resolution
 
     batch = config_from_string("").batch
     fleet = SensorFleet(seed=2)
     payload = gz = out = 0
     started = time.perf_counter()
     for _ in range(repeat):
-        readings = _at_resolution(fleet.readings(batch.max_readings), batch.time_resolution_ns)
+        readings = at_resolution(fleet.readings(batch.max_readings), batch.time_resolution_ns)
         payload += sum(len(r.payload) for r in readings)
         gz += len(gzip.compress(b"\n".join(r.payload for r in readings), 6, mtime=0))
         out += len(compress(codec.encode(readings, batch.codec), level=batch.zstd_level))

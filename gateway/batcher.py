@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from nacl.public import PublicKey
@@ -26,7 +26,6 @@ from gateway.clock import Clock
 from gateway.config import BatchConfig, StorageConfig
 from gateway.errors import GatewayError, StorageError
 from gateway.identity import Identity
-from gateway.reading import Reading
 from gateway.seal import (
     DictionaryObject,
     DictionaryTrainer,
@@ -34,7 +33,7 @@ from gateway.seal import (
     Vault,
     seal_dictionary,
 )
-from gateway.seal_worker import SealWorker
+from gateway.seal_worker import SealWorker, decode_records
 from gateway.spool import Spool, write_atomic
 
 __all__ = [
@@ -110,7 +109,10 @@ class Batcher:
         self.k = storage.data_fragments
         self.m = storage.parity_fragments
         self.clock = clock
-        self.trainer = DictionaryTrainer()
+        # Trained dictionaries pay for codec v1 (~1.2x); v2 already separates the repetitive
+        # JSON structure from the values and gains ~1 % from one (bench/RESULTS.md), so it
+        # spends neither the memory of the sample windows nor the training time.
+        self.trainer = DictionaryTrainer() if batch.codec == "readings-cbor-v1" else None
         self.dictionary: DictionaryObject | None = None
         self._since_training = RETRAIN_EVERY
         self.worker = SealWorker(in_process=not seal_in_worker)
@@ -185,26 +187,18 @@ class Batcher:
         sealed = 0
         with self._lock:
             while force or self._due():
-                readings, _ = self._next_batch()
-                if not readings:
+                records, count, last_seq = self.spool.raw_batch(
+                    self.batch.max_readings, self.batch.max_bytes
+                )
+                if not count:
                     break
-                self._seal(readings)
+                self._seal(records, count, last_seq)
                 sealed += 1
         return sealed
 
-    def _next_batch(self) -> tuple[list[Reading], int]:
-        readings: list[Reading] = []
-        size = 0
-        for reading in self.spool.readings():
-            readings.append(reading)
-            size += len(reading.payload)
-            if len(readings) >= self.batch.max_readings or size >= self.batch.max_bytes:
-                break
-        return readings, size
-
-    def _seal(self, readings: list[Reading]) -> None:
+    def _seal(self, records: bytes, count: int, last_seq: int) -> None:
         head = self.vault.head()
-        if self._since_training >= RETRAIN_EVERY:
+        if self.trainer is not None and self._since_training >= RETRAIN_EVERY:
             trained = self.trainer.train()
             if trained is not None:
                 self.dictionary = seal_dictionary(trained, self.owners)
@@ -212,8 +206,9 @@ class Batcher:
         started = time.perf_counter()
         pending = self.identity.pending()
         rotation = KeyRotation.certify(self.identity.key, pending.verify_key) if pending else None
-        batch = self.worker.seal(
-            _at_resolution(readings, self.batch.time_resolution_ns),
+        batch = self.worker.seal_records(
+            records,
+            self.batch.time_resolution_ns,
             identity=self.identity.key,
             rotation=rotation,
             owners=self.owners,
@@ -231,17 +226,18 @@ class Batcher:
         if rotation is not None:
             self.identity.finish_rotation(batch.seq, rotation.new_key)
             log.info("identity rotated in batch %d", batch.seq)
-        self.spool.release(readings[-1].seq)
+        self.spool.release(last_seq)
         for callback in self.on_sealed:
             callback(batch.seq)
-        for reading in readings:
-            self.trainer.observe(reading)
+        if self.trainer is not None:
+            for reading in decode_records(records, 1):
+                self.trainer.observe(reading)
         self._since_training += 1
-        self.readings_sealed += len(readings)
+        self.readings_sealed += count
         self.batches_sealed += 1
         self.last_ratio = batch.stats.compression_ratio
         log.info("sealed batch %d: %d readings, %.1fx compression, %.1f ms", batch.seq,
-                 len(readings), batch.stats.compression_ratio,
+                 count, batch.stats.compression_ratio,
                  (time.perf_counter() - started) * 1000)  # fmt: skip
 
     def stats(self) -> BatcherStats:
@@ -253,15 +249,3 @@ class Batcher:
             dictionary_id=self.dictionary.id if self.dictionary else None,
             last_error=self.last_error,
         )
-
-
-def _at_resolution(readings: list[Reading], resolution_ns: int) -> list[Reading]:
-    """Receive times rounded down to ``[batch] time_resolution`` (default 1 us, the resolution
-    restore prints): nanoseconds from a Pi's clock are noise that costs ~2 bytes per reading."""
-    if resolution_ns <= 1:
-        return readings
-    return [
-        replace(r, time=replace(r.time, wall_ns=r.time.wall_ns - r.time.wall_ns % resolution_ns,
-                                mono_ns=r.time.mono_ns - r.time.mono_ns % resolution_ns))
-        for r in readings
-    ]  # fmt: skip

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import os
 import pickle
 import signal
 import struct
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import IO, Any
 
 from nacl.public import PublicKey
@@ -29,8 +31,9 @@ from nacl.signing import SigningKey
 from gateway.piece.dagcbor import cid_for_dag_cbor
 from gateway.reading import Reading
 from gateway.seal import DictionaryObject, KeyRotation, SealedBatch, SignedHeader, seal_batch
+from gateway.spool.record import iter_from
 
-__all__ = ["SealWorker"]
+__all__ = ["SealWorker", "at_resolution", "decode_records"]
 
 log = logging.getLogger(__name__)
 _LENGTH = struct.Struct("<Q")
@@ -67,9 +70,10 @@ class SealWorker:
             except OSError as exc:
                 log.warning("sealing in-process (no worker process: %s)", exc)
 
-    def seal(
+    def seal_records(
         self,
-        readings: Sequence[Reading],
+        records: bytes,
+        resolution_ns: int,
         *,
         identity: SigningKey,
         owners: Sequence[PublicKey],
@@ -77,11 +81,14 @@ class SealWorker:
         rotation: KeyRotation | None,
         **options: Any,
     ) -> SealedBatch:
+        """Seal spool records as stored (``Spool.raw_batch``): decoding them happens in the
+        worker too, so the gateway never holds a batch of Reading objects."""
         options |= {"dictionary": dictionary, "rotation": rotation}
         with self._lock:
             process = self._process
             if process is not None and process.stdin is not None and process.stdout is not None:
-                job = (list(readings), bytes(identity), [bytes(o) for o in owners], options)
+                job = (records, resolution_ns, bytes(identity), [bytes(o) for o in owners],
+                       options)  # fmt: skip
                 try:
                     _send(process.stdin, job)
                     result = _receive(process.stdout)
@@ -95,6 +102,7 @@ class SealWorker:
                     signed = SignedHeader.from_block(block)
                     cid = cid_for_dag_cbor(block)
                     return SealedBatch(signed, fragments, block, cid, dictionary, stats)
+        readings = decode_records(records, resolution_ns)
         return seal_batch(readings, identity=identity, owners=owners, **options)
 
     def _stop_process(self) -> None:
@@ -117,6 +125,22 @@ class SealWorker:
             self._stop_process()
 
 
+def at_resolution(readings: list[Reading], resolution_ns: int) -> list[Reading]:
+    """Receive times rounded down to ``[batch] time_resolution`` (default 1 us, the resolution
+    restore prints): nanoseconds from a Pi's clock are noise that costs ~2 bytes per reading."""
+    if resolution_ns <= 1:
+        return readings
+    return [
+        replace(r, time=replace(r.time, wall_ns=r.time.wall_ns - r.time.wall_ns % resolution_ns,
+                                mono_ns=r.time.mono_ns - r.time.mono_ns % resolution_ns))
+        for r in readings
+    ]  # fmt: skip
+
+
+def decode_records(records: bytes, resolution_ns: int) -> list[Reading]:
+    return at_resolution(list(iter_from(memoryview(records), 0)), resolution_ns)
+
+
 def _die_with_parent() -> None:
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -126,13 +150,18 @@ def main() -> None:
     """The worker loop: one job in, one result (or the exception) out, until EOF."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the gateway decides when we stop
+    # Sealing is background work: on a busy Pi, acking sensors comes first; the spool is
+    # durable, so a sealer that falls behind costs disk, not data.
+    with contextlib.suppress(OSError):
+        os.nice(10)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     while True:
         try:
-            readings, seed, owners, options = _receive(stdin)
+            records, resolution_ns, seed, owners, options = _receive(stdin)
         except EOFError:
             return
         try:
+            readings = decode_records(records, resolution_ns)
             batch = seal_batch(readings, identity=SigningKey(seed),
                                owners=[PublicKey(o) for o in owners], **options)  # fmt: skip
             result: object = (batch.header_block, batch.fragments, batch.stats)

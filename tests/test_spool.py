@@ -149,3 +149,26 @@ def test_scan_finds_records_around_garbage(
     # Garbage may hide the record right after it only if it swallowed its frame; never invents one.
     assert all(r in items for r in got)
     assert got[:where] == items[:where]
+
+
+def test_raw_batch_hands_over_exactly_what_readings_would_decode(tmp_path: Path) -> None:
+    """The sealer ships raw records to its worker: same readings, same limits, damage skipped."""
+    from gateway.seal_worker import decode_records
+
+    spool = Spool(tmp_path, 4096)
+    payloads = _fill(spool, 120)
+    spool.release(10)
+    records, count, last = spool.raw_batch(max_count=50, max_bytes=1 << 20)
+    assert count == 50 and last == 60
+    assert decode_records(records, 1) == list(spool.readings())[:50]
+    _, count, last = spool.raw_batch(max_count=1000, max_bytes=40 * 5)
+    assert (count, last) == (5, 15), "max_bytes counts payload bytes"
+    spool.close()
+    path = sorted(tmp_path.glob("*.seg"))[-1]
+    data = bytearray(path.read_bytes())
+    data[len(SEGMENT_MAGIC) + 30] ^= 0xFF  # damage the first record of the last segment
+    path.write_bytes(bytes(data))
+    reopened = Spool(tmp_path, 4096)
+    records, count, _ = reopened.raw_batch(max_count=1000, max_bytes=1 << 30)
+    assert decode_records(records, 1) == list(reopened.readings())
+    assert count == len(payloads) - 10 - 1

@@ -38,6 +38,8 @@ __all__ = [
     "encode_fields",
     "encode_record",
     "iter_from",
+    "next_record",
+    "peek",
     "scan",
 ]
 
@@ -209,6 +211,31 @@ def scan(data: bytes, start: int, found: list[tuple[int, Reading]]) -> ScanResul
         pos = resume
     buf.release()
     return ScanResult(valid_end, tuple(damage))
+
+
+def peek(buf: memoryview, pos: int) -> tuple[int, int, int] | None:
+    """(record length, seq, payload length) of a whole record whose CRC holds, without
+    decoding it: the sealer hands raw records to its worker process."""
+    if pos + _FRAME.size + _FIXED.size > len(buf):
+        return None
+    length, crc = _FRAME.unpack_from(buf, pos)
+    end = pos + _FRAME.size + length
+    if length < _FIXED.size or length > MAX_BODY or end > len(buf):
+        return None
+    if zlib.crc32(buf[pos + _FRAME.size : end]) != crc:
+        return None
+    fields = _FIXED.unpack_from(buf, pos + _FRAME.size)
+    if fields[0] != VERSION:
+        return None
+    header = _FIXED.size + fields[6] + fields[7] + fields[8] + fields[9]
+    if header > length:
+        return None
+    return _FRAME.size + length, fields[2], length - header
+
+
+def next_record(buf: memoryview, pos: int) -> int | None:
+    """The next offset at or after ``pos`` where a whole record starts (damage is skipped)."""
+    return _next_record(buf, pos)
 
 
 def iter_from(buf: memoryview, start: int) -> Iterator[Reading]:

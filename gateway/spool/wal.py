@@ -23,7 +23,14 @@ from pathlib import Path
 
 from gateway.errors import StorageError
 from gateway.reading import Reading, ReceiveTime
-from gateway.spool.record import SEGMENT_MAGIC, encode_fields, iter_from, scan
+from gateway.spool.record import (
+    SEGMENT_MAGIC,
+    encode_fields,
+    iter_from,
+    next_record,
+    peek,
+    scan,
+)
 
 __all__ = ["Segment", "Spool", "SpoolStats"]
 
@@ -246,6 +253,45 @@ class Spool:
             finally:
                 view.release()
                 mapped.close()
+
+    def raw_batch(self, max_count: int, max_bytes: int) -> tuple[bytes, int, int]:
+        """The next unsealed records as stored (framed, CRC-checked, not decoded), up to
+        ``max_count`` readings or ``max_bytes`` of payload: (records, count, last seq)."""
+        floor = self._released
+        with self._segments_lock:
+            segments = list(self._segments)
+        parts: list[bytes] = []
+        count = payload = last = 0
+        for segment in segments:
+            if segment.last_seq <= floor:
+                continue
+            pos = self._start_offset(segment, floor + 1)
+            try:
+                with open(segment.path, "rb") as handle:
+                    mapped = mmap.mmap(handle.fileno(), segment.size, access=mmap.ACCESS_READ)
+            except (FileNotFoundError, ValueError):
+                continue
+            view = memoryview(mapped)
+            try:
+                while pos < len(view):
+                    info = peek(view, pos)
+                    if info is None:
+                        resume = next_record(view, pos + 1)
+                        if resume is None:
+                            break
+                        pos = resume
+                        continue
+                    size, seq, length = info
+                    if seq > floor:
+                        parts.append(bytes(view[pos : pos + size]))
+                        count, payload, last = count + 1, payload + length, seq
+                        if count >= max_count or payload >= max_bytes:
+                            return b"".join(parts), count, last
+                    pos += size
+            finally:
+                view.release()
+                mapped.close()
+        return b"".join(parts), count, last
 
     @staticmethod
     def _start_offset(segment: Segment, seq: int) -> int:
