@@ -8,6 +8,7 @@ gateway's state and compared, byte for byte, with what the sensors sent.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -230,76 +231,78 @@ def run_demo(duration: float = 60.0, workdir: str | None = None, rate: float = 2
     root.mkdir(parents=True, exist_ok=True)
     print(f"depin-gateway demo: {duration:.0f}s of sensor traffic at {rate:.0f}/s; state in {root}")
     broker = Broker(root / "broker")
-    broker.start()
+    with contextlib.ExitStack() as cleanup:  # whatever started is stopped, even on an error
+        broker.start()
+        cleanup.callback(broker.stop)
+        return _run(root, broker, duration, rate, cleanup)
+
+
+def _run(root: Path, broker: Broker, duration: float, rate: float,
+         cleanup: contextlib.ExitStack) -> int:  # fmt: skip
     status_port = free_port()
     devices = SerialDevices()
+    cleanup.callback(devices.close)
     nodes = DemoNodes(root / "nodes", broker.port, 6)
+    cleanup.callback(nodes.stop)
     nodes.start()
     print(f"6 storage nodes: {', '.join(nodes.urls)}")
     config = _setup(root, broker.port, status_port, devices.toml(), nodes.urls)
     gateway = DemoGateway(config, status_port)
+    cleanup.callback(gateway.stop)
     fleet = SensorFleet(broker.port, rate)
+    cleanup.callback(fleet.stop.set)
     publisher = threading.Thread(target=fleet.run, name="sensors")
-    try:
-        gateway.start()
-        print(
-            f"broker 127.0.0.1:{broker.port}, gateway status http://127.0.0.1:{status_port}/status"
-        )
-        publisher.start()
-        devices.start()
-        print(
-            f"serial devices on {devices.pms.path} (PMS5003), {devices.gnss.path} (GNSS), "
-            f"{devices.mcu.path} (bridge firmware)"
-        )
-        started = time.monotonic()
-        last = [started, -1.0]
-        killed = lost_node = False
-        while time.monotonic() - started < duration:
+    gateway.start()
+    print(f"broker 127.0.0.1:{broker.port}, gateway status http://127.0.0.1:{status_port}/status")
+    publisher.start()
+    devices.start()
+    print(
+        f"serial devices on {devices.pms.path} (PMS5003), {devices.gnss.path} (GNSS), "
+        f"{devices.mcu.path} (bridge firmware)"
+    )
+    started = time.monotonic()
+    last = [started, -1.0]
+    killed = lost_node = False
+    while time.monotonic() - started < duration:
+        time.sleep(1.0)
+        note = ""
+        elapsed = time.monotonic() - started
+        if not killed and elapsed > duration * 0.4:
+            gateway.kill9()
+            killed = True
+            _progress(fleet, None, last, "<- kill -9 (simulated power cut)")
             time.sleep(1.0)
-            note = ""
-            elapsed = time.monotonic() - started
-            if not killed and elapsed > duration * 0.4:
-                gateway.kill9()
-                killed = True
-                _progress(fleet, None, last, "<- kill -9 (simulated power cut)")
-                time.sleep(1.0)
-                gateway.start()
-                note = "<- restarted: recovered spool, broker redelivers"
-            elif not lost_node and elapsed > duration * 0.65:
-                nodes.nodes[0].destroy()
-                newcomer = nodes.add()
-                lost_node = True
-                note = f"<- node {nodes.nodes[0].url} lost with its disk; {newcomer.url} joins"
-            _progress(fleet, gateway.status(), last, note)
-        fleet.stop.set()
-        publisher.join()
-        acked = devices.finish()
+            gateway.start()
+            note = "<- restarted: recovered spool, broker redelivers"
+        elif not lost_node and elapsed > duration * 0.65:
+            nodes.nodes[0].destroy()
+            newcomer = nodes.add()
+            lost_node = True
+            note = f"<- node {nodes.nodes[0].url} lost with its disk; {newcomer.url} joins"
+        _progress(fleet, gateway.status(), last, note)
+    fleet.stop.set()
+    publisher.join()
+    acked = devices.finish()
+    print(
+        f"sensors stopped after {fleet.count} MQTT readings; bridge firmware "
+        f"{'has every reading acked' if acked else 'still has unacked readings'}; draining"
+    )
+    status = _drain(gateway, fleet.count + len(devices.bridge_values))
+    _progress(fleet, status, last, "drained")
+    status = _wait_durable(gateway, fleet, last)
+    gateway.stop()
+    code = _check_restore(config, fleet, devices)
+    if status is not None and status.get("ledger_head"):
+        code |= _check_network_restore(config, status, nodes.urls, fleet, devices)
+    else:
+        print("demo FAILED: no ledger head on the network")
+        code = 1
+    if code == 0:
         print(
-            f"sensors stopped after {fleet.count} MQTT readings; bridge firmware "
-            f"{'has every reading acked' if acked else 'still has unacked readings'}; draining"
+            "demo OK: every acknowledged reading restored exactly once, byte for byte, "
+            f"from the gateway and from the storage network alone ({root})"
         )
-        status = _drain(gateway, fleet.count + len(devices.bridge_values))
-        _progress(fleet, status, last, "drained")
-        status = _wait_durable(gateway, fleet, last)
-        gateway.stop()
-        code = _check_restore(config, fleet, devices)
-        if status is not None and status.get("ledger_head"):
-            code |= _check_network_restore(config, status, nodes.urls, fleet, devices)
-        else:
-            print("demo FAILED: no ledger head on the network")
-            code = 1
-        if code == 0:
-            print(
-                "demo OK: every acknowledged reading restored exactly once, byte for byte, "
-                f"from the gateway and from the storage network alone ({root})"
-            )
-        return code
-    finally:
-        fleet.stop.set()
-        devices.close()
-        gateway.stop()
-        nodes.stop()
-        broker.stop()
+    return code
 
 
 def _wait_durable(
