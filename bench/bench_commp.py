@@ -21,28 +21,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
+
+from benchutil import cpu_flags, cpu_model
 
 from gateway.piece import _pure, commp, merkle
 
 # The package exports the function commp, which hides the submodule of the same name.
 commp_module: Any = importlib.import_module("gateway.piece.commp")
-
-
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown"
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-    flags = set((fields.get("flags") or fields.get("Features") or "").split())
-    accel = sorted(flags & {"sha_ni", "sha2", "sha256"})
-    model = fields.get("model name") or fields.get("Model") or fields.get("Hardware") or "unknown"
-    return f"{model} (SHA acceleration flags: {', '.join(accel) or 'none'})"
 
 
 def best_mbps(functions: list[Callable[[bytes], object]], data: bytes, repeat: int) -> list[float]:
@@ -79,7 +65,11 @@ def main() -> int:
     args = parser.parse_args()
 
     print(f"platform   {platform.platform()} ({platform.machine()})")
-    print(f"cpu        {cpu_model()}, {os.cpu_count()} logical CPUs")
+    accel = sorted(cpu_flags() & {"sha_ni", "sha2", "sha256"})
+    print(
+        f"cpu        {cpu_model()} (SHA acceleration flags: {', '.join(accel) or 'none'}), "
+        f"{os.cpu_count()} logical CPUs"
+    )
     print(f"python     {sys.version.split()[0]} ({platform.python_implementation()})")
     print(f"openssl    {ssl.OPENSSL_VERSION}")
     print(f"backend    {merkle.BACKEND} (selected at import)")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import struct
 import subprocess
 import sys
@@ -25,6 +24,8 @@ import tty
 import urllib.request
 from pathlib import Path
 
+from benchutil import cpu_seconds, machine_line
+
 from drivers.modbus import build_response, encode_value
 from drivers.registry import create
 from gateway.broker import free_port
@@ -32,20 +33,6 @@ from gateway.keys import create_identity, create_owner_key, format_owner_public
 from gateway.simulate import gnss_sentences, pms5003_frame
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def machine() -> str:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{platform.platform()}, {cpu}, {os.cpu_count()} cpus, Python {platform.python_version()}"
-    )
 
 
 def sds011_frame(i: int) -> bytes:
@@ -85,11 +72,6 @@ def decode_rates(n: int) -> None:
         frames = sum(1 for chunk in chunks for event in driver.feed(chunk) if hasattr(event, "raw"))
         elapsed = time.perf_counter() - started
         print(f"{name:<10} {frames / elapsed:>12,.0f} {elapsed / frames * 1e6:>10.1f}")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def realistic_cpu(seconds: float, sensors: int = 10) -> None:
@@ -153,7 +135,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=20_000)
     parser.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args()
-    print(f"machine: {machine()}")
+    print(f"machine: {machine_line()}")
     decode_rates(args.frames)
     realistic_cpu(args.seconds)
 

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
+from benchutil import cpu_model, cpu_seconds
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -53,7 +54,6 @@ from paho.mqtt.properties import Properties
 ROOT = Path(__file__).resolve().parent.parent
 TOPIC_FILTER = "sensors/#"
 DEFAULT_RM = 1000
-TICKS = os.sysconf("SC_CLK_TCK")
 
 # -- realistic readings -------------------------------------------------------------------------
 
@@ -108,18 +108,6 @@ def payload_for(seq: int, t_ns: int) -> bytes:
 # -- machine ------------------------------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown"
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("model name", "Model", "Hardware"):
-            return value.strip()
-    return platform.processor() or "unknown"
-
-
 def filesystem_of(path: Path) -> str:
     best, found = "", "unknown"
     try:
@@ -156,11 +144,6 @@ def machine(state_root: Path) -> dict[str, str]:
 
 
 # -- /proc --------------------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14, 15)
 
 
 def vm_mb(pid: int | str, field: str = "VmHWM") -> float:

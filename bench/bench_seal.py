@@ -21,6 +21,7 @@ from collections.abc import Callable
 from importlib.metadata import version
 
 import cbor2
+from benchutil import cpu_model
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 
@@ -42,20 +43,9 @@ def _best(func: Callable[[], object], repeat: int) -> float:
     return best
 
 
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.lower().startswith(("model name", "hardware", "cpu model")):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def machine() -> None:
     print("== machine")
-    print(f"cpu      {_cpu()} ({os.cpu_count()} logical, {platform.machine()})")
+    print(f"cpu      {cpu_model()} ({os.cpu_count()} logical, {platform.machine()})")
     print(f"system   {platform.system()} {platform.release()}")
     print(f"python   {sys.version.split()[0]} ({platform.python_implementation()})")
     libs = ("zstandard", "pynacl", "zfec", "cbor2")

@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import random
 import tempfile
 import time
 from pathlib import Path
 
+from benchutil import cpu_seconds, machine_line
 from nacl.signing import SigningKey
 
 from gateway.deals.client import NodeClient
@@ -31,25 +31,6 @@ from gateway.node.testing import make_proposal
 from gateway.piece import commp
 
 CHALLENGES = 5
-
-
-def machine() -> str:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{platform.platform()}, {cpu}, {os.cpu_count()} cpus, Python {platform.python_version()}"
-    )
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def run(fragments: list[bytes], node: DemoNode) -> None:
@@ -118,7 +99,7 @@ def main() -> None:
     parser.add_argument("--fragments", type=int, default=24)
     parser.add_argument("--mib", type=float, default=1.0, help="fragment size in MiB")
     args = parser.parse_args()
-    print(f"machine: {machine()}")
+    print(f"machine: {machine_line()}")
     size = int(args.mib * 1024 * 1024) - 1024  # payloads are not padded sizes
     fragments = [os.urandom(size) for _ in range(args.fragments)]
     root = Path(tempfile.mkdtemp(prefix="bench-storage-"))
