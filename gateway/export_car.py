@@ -20,7 +20,7 @@ __all__ = ["export_car"]
 
 def export_car(config: Config, out: Path) -> tuple[int, str]:
     """Write the CAR; returns (number of headers, root CID)."""
-    vault = Vault(config.state_dir)
+    vault = Vault(config.state_dir, read_only=True)
     blocks = [vault.header_block(seq) for seq in vault.seqs()]
     if not blocks:
         raise GatewayError("no sealed batches yet: nothing to export")

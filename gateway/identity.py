@@ -25,7 +25,18 @@ from gateway.keys import (
 from gateway.seal import SignedHeader
 from gateway.spool import write_atomic
 
-__all__ = ["Identity", "keys_by_batch"]
+__all__ = ["Identity", "genesis_key", "keys_by_batch"]
+
+
+def genesis_key(state_dir: Path) -> VerifyKey:
+    """The first identity key, read without writing anything (for readers beside a daemon).
+
+    Before the daemon's first start wrote ``identity-genesis.pub``, the current key is the first.
+    """
+    genesis = state_dir / "identity-genesis.pub"
+    if genesis.exists():
+        return parse_gateway_public(genesis.read_text())
+    return load_identity(state_dir / "identity.key").verify_key
 
 
 class Identity:

@@ -17,13 +17,13 @@ from nacl.public import PrivateKey
 from gateway.batcher import last_sealed_spool_seq, read_ledger_head
 from gateway.config import Config
 from gateway.errors import KeyMaterialError
-from gateway.identity import Identity, keys_by_batch
+from gateway.identity import genesis_key, keys_by_batch
 from gateway.keys import load_owner_secret
 from gateway.reading import Reading
 from gateway.restore import RestoreSummary, write_jsonl
 from gateway.seal import SignedHeader, Vault, VerifyReport, open_batch, verify_vault
 from gateway.seal.dictionary import object_id
-from gateway.spool import Spool
+from gateway.spool import SpoolReader
 
 __all__ = ["restore_local", "verify_local"]
 
@@ -78,7 +78,7 @@ def _vault_readings(
         return
     secret = _owner_secret(config, owner_key)
     headers = [vault.header(seq) for seq in seqs]
-    keys = keys_by_batch(headers, Identity(config.state_dir).genesis())
+    keys = keys_by_batch(headers, genesis_key(config.state_dir))
     network: _Network | None = None
     for signed in headers:
         seq = signed.seq
@@ -97,16 +97,13 @@ def _vault_readings(
 
 
 def _spool_readings(config: Config, after: int) -> Iterator[tuple[Reading, int | None]]:
-    spool = Spool(config.state_dir / "spool", config.spool.segment_size)
-    try:
-        for reading in spool.readings(after=max(after, spool.released_upto)):
-            yield reading, None
-    finally:
-        spool.close()
+    spool = SpoolReader(config.state_dir / "spool")
+    for reading in spool.readings(after=max(after, spool.released_upto)):
+        yield reading, None
 
 
 def _all(config: Config, owner_key: str | None) -> Iterator[tuple[Reading, int | None]]:
-    vault = Vault(config.state_dir)
+    vault = Vault(config.state_dir, read_only=True)
     yield from _vault_readings(vault, config, owner_key)
     yield from _spool_readings(config, last_sealed_spool_seq(vault))
 
@@ -117,8 +114,8 @@ def restore_local(config: Config, out: TextIO, owner_key: str | None = None) -> 
 
 def verify_local(config: Config) -> VerifyReport:
     """Signatures, chain links, hashes and fragments of every local batch (no key needed)."""
-    vault = Vault(config.state_dir)
-    gateway_key = Identity(config.state_dir).genesis()
+    vault = Vault(config.state_dir, read_only=True)
+    gateway_key = genesis_key(config.state_dir)
     head = read_ledger_head(vault)
     return verify_vault(vault, gateway_key=gateway_key,
                         expected_last_seq=head[0] if head else None,

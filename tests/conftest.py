@@ -71,10 +71,11 @@ class GatewayProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.log = config.parent / "gateway.log"
 
-    def start(self, wait: bool = True) -> None:
+    def start(self, wait: bool = True, prefix: tuple[str, ...] = ()) -> None:
+        """``prefix``: argv run in front of the daemon (e.g. strace with fault injection)."""
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "gateway.cli", "run", "--config", str(self.config)],
+                [*prefix, sys.executable, "-m", "gateway.cli", "run", "--config", str(self.config)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,

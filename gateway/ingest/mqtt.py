@@ -9,6 +9,10 @@ QoS 2 is accepted from publishers but subscribed at QoS 1: paho answers PUBREC b
 application sees a QoS 2 message and keeps that state only in memory, so a crash between PUBREC
 and fsync would lose it; QoS 1 plus deduplication gives exactly once in the restored data.
 
+Retained messages: subscribed with retain handling 1 (send only for a new subscription), so
+the broker does not resend them on every reconnect of the persistent session; a delivery with
+RETAIN set counts as a redelivery for deduplication (README, "Exactly once").
+
 Acks from a previous connection are never sent on a new one: the broker may have reused their
 packet ids, and it redelivers those messages anyway (deduplicated, then acked again).
 
@@ -193,7 +197,10 @@ class MqttIngest:
             self.connected = True
             self.connects += 1
         qos = min(self.config.qos, 1)
-        subscriptions = [(rule.filter, SubscribeOptions(qos=qos)) for rule in self.config.topics]
+        # Retained messages only for a subscription the session did not hold yet: our session
+        # is persistent, so a restart must not bring every retained reading back (section 2).
+        options = SubscribeOptions(qos=qos, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+        subscriptions = [(rule.filter, options) for rule in self.config.topics]
         client.subscribe(subscriptions)
         log.info(
             "connected to %s:%d, subscribed to %s",
@@ -245,8 +252,11 @@ class MqttIngest:
             self.rejected[reason] += 1
             self.sink.reject(SOURCE, topic, payload[: self.config.max_payload], reason, ack)
             return
+        # A retained delivery (RETAIN set on a message sent for a subscription) is an old
+        # message sent again, like a DUP redelivery: identical bytes already seen are dropped.
+        again = bool(message.dup or message.retain)
         self.sink.submit(
-            SOURCE, topic, payload, ack, key=mqtt_key(topic, payload), redelivered=bool(message.dup)
+            SOURCE, topic, payload, ack, key=mqtt_key(topic, payload), redelivered=again
         )
 
     def _format_for(self, topic: str) -> str:

@@ -64,10 +64,17 @@ def _write_file(path: Path, data: bytes) -> None:
 class Vault:
     """Sealed batches under ``<state_dir>/vault`` (see the module docstring)."""
 
-    def __init__(self, state_dir: Path | str) -> None:
+    def __init__(self, state_dir: Path | str, *, read_only: bool = False) -> None:
         self.path = Path(state_dir) / "vault"
         self.collected: list[Path] = []
         self._lock = threading.Lock()
+        self.read_only = read_only
+        self.bytes_used = 0
+        if read_only:
+            # A reader beside a running daemon: no directory, marker or garbage collection (a
+            # ``.tmp-*`` batch may be the daemon's write in progress). Only the format is checked.
+            self._check_format(missing_ok=True)
+            return
         try:
             self._open()
             # Counted once here, then kept up to date by put and evict (the disk budget asks
@@ -76,16 +83,31 @@ class Vault:
         except OSError as exc:
             raise StorageError(str(self.path), f"cannot open the vault: {exc.strerror}") from exc
 
+    def _check_format(self, *, missing_ok: bool) -> bool:
+        """Whether the FORMAT marker is there (and right: another version is refused)."""
+        marker = self.path / "FORMAT"
+        try:
+            text = marker.read_text()
+        except FileNotFoundError:
+            if missing_ok:
+                return False
+            raise
+        except OSError as exc:
+            raise StorageError(str(marker), f"cannot read: {exc.strerror}") from exc
+        if text != _FORMAT:
+            raise StorageError(
+                str(marker), f"unknown vault format {text.strip()!r} (this reads {_FORMAT!r})"
+            )
+        return True
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise StorageError(str(self.path), "opened read-only: readers never write")
+
     def _open(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
         marker = self.path / "FORMAT"
-        if marker.exists():
-            text = marker.read_text()
-            if text != _FORMAT:
-                raise StorageError(
-                    str(marker), f"unknown vault format {text.strip()!r} (this reads {_FORMAT!r})"
-                )
-        else:
+        if not self._check_format(missing_ok=True):
             tmp = self.path / (_TMP + "FORMAT")
             tmp.unlink(missing_ok=True)
             _write_file(tmp, _FORMAT.encode())
@@ -116,8 +138,19 @@ class Vault:
         return self.path / f"{seq:012d}"
 
     def seqs(self) -> list[int]:
-        """Sequence numbers of every batch directory (complete or damaged), ascending."""
-        return sorted(int(e.name) for e in self.path.iterdir() if e.name.isdigit())
+        """Sequence numbers of every batch directory (complete or damaged), ascending.
+
+        Read-only, trailing directories without a header are left out: the daemon's next open
+        removes them as the garbage of a crash, so a reader treats them as never written."""
+        try:
+            found = sorted(int(e.name) for e in self.path.iterdir() if e.name.isdigit())
+        except FileNotFoundError:
+            if self.read_only:
+                return []
+            raise
+        while self.read_only and found and not (self._dir(found[-1]) / _HEADER).exists():
+            found.pop()
+        return found
 
     def last_seq(self) -> int | None:
         """The newest batch that has a header."""
@@ -137,6 +170,7 @@ class Vault:
 
     def put(self, batch: SealedBatch) -> Path:
         """Store a sealed batch durably; it must be the next in sequence."""
+        self._writable()
         expected = self.next_seq()
         if batch.seq != expected:
             raise StorageError(
@@ -199,6 +233,7 @@ class Vault:
 
     def evict_fragments(self, seq: int) -> None:
         """Drop a batch's fragments and dictionary (once proven on the network); keep its header."""
+        self._writable()
         directory = self._dir(seq)
         freed = 0
         for entry in directory.iterdir():

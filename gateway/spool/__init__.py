@@ -1,6 +1,15 @@
 """The write-ahead spool: readings are durable here before any source is acknowledged."""
 
+from gateway.spool.reader import SpoolReader
 from gateway.spool.record import decode_body, encode_record, scan
 from gateway.spool.wal import Spool, SpoolStats, write_atomic
 
-__all__ = ["Spool", "SpoolStats", "decode_body", "encode_record", "scan", "write_atomic"]
+__all__ = [
+    "Spool",
+    "SpoolReader",
+    "SpoolStats",
+    "decode_body",
+    "encode_record",
+    "scan",
+    "write_atomic",
+]

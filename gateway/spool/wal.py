@@ -79,6 +79,14 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` crash-safely (temp file, fsync, rename, fsync dir)."""
     tmp = path.with_name(path.name + ".tmp")
@@ -125,6 +133,15 @@ class Spool:
         paths = sorted(self.directory.glob("*" + _SUFFIX))
         for index, path in enumerate(paths):
             self._recover_segment(path, last=index == len(paths) - 1)
+        # What recovery keeps may exist only in the page cache (killed between write and
+        # fdatasync): the window rebuilt from it would ack redeliveries as duplicates with no
+        # fsync at all, and a power cut would then lose acked readings. Make it durable first.
+        try:
+            for segment in self._segments:
+                _fsync_file(segment.path)
+            _fsync_dir(self.directory)
+        except OSError as exc:
+            raise StorageError(str(self.directory), f"cannot sync spool: {exc.strerror}") from exc
         if self._segments and self._segments[-1].size < self.segment_size:
             self._open_fd(self._segments[-1].path)
         self._next_seq = max(self._next_seq, self._released + 1)
@@ -144,7 +161,6 @@ class Spool:
             self._truncated += len(data) - result.valid_end
             with open(path, "r+b") as handle:
                 handle.truncate(result.valid_end)
-                os.fsync(handle.fileno())
         first = int(path.stem)
         last_seq = found[-1][1].seq if found else first - 1
         marks = [(reading.seq, offset) for offset, reading in found[::_MARK_EVERY]]
