@@ -295,3 +295,21 @@ def test_balance_of_calldata_is_selector_and_padded_address() -> None:
     assert data.hex() == "70a08231" + "00" * 12 + "70997970c51812dc3a010c7d01b50e0d17dc79c8"
     assert erc20.decode_uint256(b"") is None
     assert erc20.decode_uint256((7).to_bytes(32, "big")) == 7
+
+
+def test_gateway_without_chain_loads_no_chain_dependency() -> None:
+    """DESIGN 11: a gateway with no [chain] works as before, with no chain dependency loaded;
+    building the CLI parser (which lists `wallet`) must not load them either."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gateway.daemon, gateway.cli\n"
+        "gateway.cli._parser()\n"
+        "heavy = ('eth_account', 'eth_abi', 'eth_keys', 'eth_utils', 'eth_hash', 'Crypto')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]", result.stdout
