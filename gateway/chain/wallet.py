@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.chain.ethlib import load_eth_account
 from gateway.errors import KeyMaterialError
 
 __all__ = ["SECP256K1_ORDER", "Wallet", "create_wallet", "load_wallet", "wallet_from_secret"]
@@ -38,6 +39,7 @@ class Wallet:
     def sign_typed_data(self, full_message: dict[str, Any]) -> bytes:
         """EIP-712 signature (r ‖ s ‖ v, 65 bytes, v = 27/28) of an ``eth_signTypedData_v4``
         style message (``types``, ``primaryType``, ``domain``, ``message``)."""
+        load_eth_account()
         from eth_account import Account
         from eth_account.messages import encode_typed_data
 
@@ -46,6 +48,7 @@ class Wallet:
 
 
 def _address_of(secret: bytes) -> str:
+    load_eth_account()
     from eth_account import Account
 
     address: str = Account.from_key(secret).address

@@ -265,9 +265,11 @@ def type_hash(primary: str) -> bytes:
 
 def digest(domain: Domain, message: Message) -> bytes:
     """keccak256(0x1901 ‖ domainSeparator ‖ hashStruct(message)): what ECDSA signs."""
-    from eth_account.messages import encode_typed_data
-
+    from gateway.chain.ethlib import load_eth_account
     from gateway.chain.keccak import keccak256
+
+    load_eth_account()
+    from eth_account.messages import encode_typed_data
 
     # EIP-191 version 0x01: header = domain separator, body = struct hash.
     signable = encode_typed_data(full_message=typed_data(domain, message))
