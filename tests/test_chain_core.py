@@ -313,3 +313,73 @@ def test_gateway_without_chain_loads_no_chain_dependency() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == "[]", result.stdout
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab', max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=30,
+)
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    return 0
+
+
+@settings(max_examples=300)
+@given(_json_values, st.integers(min_value=1, max_value=6))
+def test_nesting_check_is_exact_on_valid_json(value: object, limit: int) -> None:
+    """Brackets inside strings (and escaped quotes) do not count; real nesting does, exactly."""
+    from gateway.chain.jsonrpc import nesting_within
+
+    assert nesting_within(json.dumps(value).encode(), limit) == (_depth(value) <= limit)
+
+
+def test_deep_nesting_cannot_crash_a_process_that_loaded_eth_account() -> None:
+    """py_ecc (under eth-account) raises the recursion limit to 100000; json.loads of a deeply
+    nested reply then overflows the C stack (SIGSEGV) unless depth is checked first."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "sys.setrecursionlimit(100000)  # what importing py_ecc does\n"
+        "from gateway.chain.jsonrpc import decode_reply\n"
+        "from gateway.errors import RpcProtocolError\n"
+        "try:\n"
+        "    decode_reply(b'[' * 1_000_000 + b']' * 1_000_000, 1, rpc='r', method='m')\n"
+        "except RpcProtocolError as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr[-500:]
+    assert "nested at most 32 deep" in result.stdout
+
+
+def test_loading_eth_account_through_us_keeps_the_recursion_limit() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "before = sys.getrecursionlimit()\n"
+        "from gateway.chain.wallet import wallet_from_secret\n"
+        "from gateway.foc.eip712 import Domain, TerminateService, sign\n"
+        "w = wallet_from_secret(bytes.fromhex('11' * 32))\n"
+        "d = Domain(314159, '0x02925630df557F957f70E112bA06e50965417CA0')\n"
+        "assert len(sign(d, TerminateService(1), w)) == 65\n"
+        "print(before, sys.getrecursionlimit(), 'py_ecc' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    before, after, loaded = result.stdout.split()
+    assert before == after and loaded == "True"

@@ -154,7 +154,7 @@ def _serve(servers: list[HostileNode], answer: bytes, delay: float = 0.0) -> Hos
             "larger than",
         ),
         (
-            _http(b'{"jsonrpc":"2.0","id":1,"result":' + b'{"a":' * 50 + b"1" + b"}" * 51),
+            _http(b'{"jsonrpc":"2.0","id":1,"result":' + b'{"a":' * 10 + b"1" + b"}" * 11),
             "not a hex",
         ),
         (_http(b'{"jsonrpc":"2.0","id":99,"result":"0x1"}'), "not ours"),

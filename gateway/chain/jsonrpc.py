@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 import urllib.error
 import urllib.request
@@ -40,6 +41,10 @@ MAX_REPLY_BYTES = 4 * 1024 * 1024  # a balance or eth_call reply is tiny; logs w
 _MAX_QUANTITY_DIGITS = 64  # uint256
 _MAX_MESSAGE = 200  # error text shown to the operator, one line
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+MAX_DEPTH = 32  # replies we read are <= 4 deep (eth_getLogs: result[] > log{} > topics[])
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+_ONE_KIND = bytes.maketrans(b"{}", b"[]")  # depth does not care which bracket
 
 
 def encode_request(request_id: int, method: str, params: Sequence[Any]) -> bytes:
@@ -54,12 +59,35 @@ def _one_line(text: str) -> str:
     return cleaned if len(cleaned) <= _MAX_MESSAGE else cleaned[:_MAX_MESSAGE] + "..."
 
 
+def nesting_within(body: bytes, max_depth: int) -> bool:
+    """True if no array/object in ``body`` nests deeper than ``max_depth`` (strings skipped).
+
+    Checked before ``json.loads`` because the C decoder recurses once per level: with a raised
+    recursion limit (py_ecc sets 100000, see gateway.chain.ethlib) a deep enough document
+    overflows the C stack (SIGSEGV) instead of raising. Strings are dropped, then everything
+    but brackets, braces become brackets; a run of max_depth+1 openers is rejected at once,
+    else each pass deletes the innermost ``[]`` pairs (one level). All in C: a hostile 4 MiB
+    reply costs tens of milliseconds, never a crash.
+    """
+    brackets = _STRING.sub(b"", body).translate(_ONE_KIND, _NOT_BRACKETS)
+    if b"[" * (max_depth + 1) in brackets:
+        return False
+    for _ in range(max_depth):
+        shorter = brackets.replace(b"[]", b"")
+        if len(shorter) == len(brackets):
+            break
+        brackets = shorter
+    return not brackets  # leftovers: nested deeper, or unbalanced (not JSON anyway)
+
+
 def decode_reply(
     body: bytes, request_id: int, *, rpc: str, method: str, max_bytes: int = MAX_REPLY_BYTES
 ) -> object:
     """The ``result`` of a reply to ``request_id``, or RpcError / RpcProtocolError."""
     if len(body) > max_bytes:
         raise RpcProtocolError(rpc, f"{method}: reply larger than {max_bytes} bytes")
+    if not nesting_within(body, MAX_DEPTH):
+        raise RpcProtocolError(rpc, f"{method}: reply is not JSON nested at most {MAX_DEPTH} deep")
     try:
         reply = json.loads(body)
     except (ValueError, RecursionError) as exc:  # ValueError covers UnicodeDecodeError
