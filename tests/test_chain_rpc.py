@@ -316,7 +316,7 @@ def test_anvil_launcher_refuses_a_missing_binary(tmp_path: Path) -> None:
         find_anvil(tmp_path)
 
 
-def test_socket_left_open_by_nobody() -> None:
+def test_free_port_has_no_listener() -> None:
     """free_port hands back a port nobody listens on (what the unreachable tests rely on)."""
     port = free_port()
     with socket.socket() as sock, pytest.raises(ConnectionRefusedError):
