@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
 APT_PACKAGES := mosquitto mosquitto-clients gcc make libssl-dev openssl python3-venv python3-dev
 
 .PHONY: all demo test check bench sysdeps venv install-broker-config install-systemd clean
@@ -38,7 +39,24 @@ $(STAMP): pyproject.toml setup.py
 
 venv: sysdeps $(STAMP)
 
-demo: venv
+# Node.js test tools pinned in package-lock.json: anvil (a real EVM node; its binary comes in the
+# platform optionalDependency), solc (wasm) and the real FOC client @filoz/synapse-core. Everything
+# comes from the npm registry; nothing is fetched from GitHub.
+$(NODE_STAMP): package.json package-lock.json
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing system packages: nodejs npm"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null || { echo "apt-get install nodejs npm failed" >&2; exit 1; }; \
+	  else \
+	    echo "missing system packages: nodejs npm" >&2; \
+	    echo "run as root: sudo apt-get install -y nodejs npm   (then re-run make)" >&2; exit 1; \
+	  fi; \
+	fi
+	npm ci --no-audit --no-fund
+	@touch $(NODE_STAMP)
+
+demo: venv $(NODE_STAMP)
 	$(BIN)/depin-gateway demo $(DEMO_ARGS)
 
 check: venv
@@ -46,7 +64,7 @@ check: venv
 	$(BIN)/ruff format --check gateway drivers tests bench
 	$(BIN)/mypy
 
-test: venv check
+test: venv check $(NODE_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: venv
@@ -62,4 +80,4 @@ install-systemd:
 	@echo "installed units; run: systemctl daemon-reload && systemctl enable --now depin-gateway"
 
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis firmware-bridge/c/build
+	rm -rf $(VENV) node_modules build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis firmware-bridge/c/build

@@ -351,6 +351,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=60.0, help="seconds of sensor traffic")
     p.add_argument("--rate", type=float, default=200.0, help="readings per second in total")
     p.add_argument("--workdir", help="where to keep the demo state (default: a temp dir)")
+    from gateway.chain.cli import add_parser as add_wallet_parser
+
+    add_wallet_parser(sub)
     return parser
 
 

@@ -14,7 +14,13 @@ is, and the attributes carry the data needed to act on it (a config key, a topic
     │   ├── SpoolCorrupt       a spool segment is damaged beyond a torn tail (path, offset)
     │   └── DiskFull           the disk budget is exhausted (path, used, budget)
     ├── IntegrityError         verify found a bad signature, hash or chain link (batch, field)
-    └── KeyMaterialError       a key is missing, unreadable or does not fit (path)
+    ├── KeyMaterialError       a key is missing, unreadable or does not fit (path)
+    └── ChainError             talking to an EVM chain (FEVM) failed (rpc)
+        ├── WrongChainId       the RPC serves another chain than configured (expected, actual)
+        ├── RpcUnreachable     no answer after bounded retries (attempts, reason)
+        ├── RpcError           the node answered a JSON-RPC error object (code, message)
+        ├── RpcProtocolError   the node answered something that is not a valid reply (reason)
+        └── UnfundedWallet     a balance is below what a step needs (address, asset, have, need)
 
 Third-party exceptions are translated at the boundary with ``raise ... from exc`` so callers only
 ever catch this tree; the CLI prints ``str(error)`` as one line and exits non-zero.
@@ -23,6 +29,7 @@ ever catch this tree; the CLI prints ``str(error)`` as one line and exits non-ze
 from __future__ import annotations
 
 __all__ = [
+    "ChainError",
     "ConfigError",
     "DiskFull",
     "FrameError",
@@ -33,8 +40,13 @@ __all__ = [
     "NodeError",
     "PayloadError",
     "RemoteError",
+    "RpcError",
+    "RpcProtocolError",
+    "RpcUnreachable",
     "SpoolCorrupt",
     "StorageError",
+    "UnfundedWallet",
+    "WrongChainId",
 ]
 
 
@@ -137,3 +149,63 @@ class KeyMaterialError(GatewayError):
         self.path = path
         self.reason = reason
         super().__init__(f"{path}: {reason}" if path else reason)
+
+
+class ChainError(GatewayError):
+    """Talking to an EVM chain failed; ``rpc`` is the endpoint (never a key or a secret)."""
+
+    def __init__(self, rpc: str, reason: str) -> None:
+        self.rpc = rpc
+        self.reason = reason
+        super().__init__(f"chain {rpc}: {reason}" if rpc else f"chain: {reason}")
+
+
+class WrongChainId(ChainError):
+    """``eth_chainId`` differs from the configured network: signing there could spend elsewhere."""
+
+    def __init__(self, rpc: str, expected: int, actual: int) -> None:
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            rpc,
+            f"wrong chain id {actual}, expected {expected}"
+            " (check --network / --rpc: they must name the same chain)",
+        )
+
+
+class RpcUnreachable(ChainError):
+    """No usable answer after the bounded retries (connection refused, timeout, HTTP 5xx)."""
+
+    def __init__(self, rpc: str, attempts: int, reason: str) -> None:
+        self.attempts = attempts
+        super().__init__(rpc, f"unreachable after {attempts} attempt(s): {reason}")
+
+
+class RpcError(ChainError):
+    """The node answered a JSON-RPC error object (e.g. an execution revert)."""
+
+    def __init__(self, rpc: str, method: str, code: int, message: str) -> None:
+        self.method = method
+        self.code = code
+        self.message = message
+        super().__init__(rpc, f"{method} failed: error {code}: {message}")
+
+
+class RpcProtocolError(ChainError):
+    """The node answered something that is not a valid JSON-RPC reply; we never trust it."""
+
+
+class UnfundedWallet(ChainError):
+    """A balance is below what a step needs; amounts are in the asset's smallest unit."""
+
+    def __init__(self, rpc: str, address: str, asset: str, have: int, need: int, step: str) -> None:
+        self.address = address
+        self.asset = asset
+        self.have = have
+        self.need = need
+        self.step = step
+        super().__init__(
+            rpc,
+            f"wallet {address} has {have} of the {need} {asset} (smallest unit) that {step} needs;"
+            f" fund it with {asset} first",
+        )

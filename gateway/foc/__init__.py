@@ -1,0 +1,1 @@
+"""Filecoin Onchain Cloud client: FWSS EIP-712 signatures and the extraData they travel in."""
