@@ -18,15 +18,12 @@ Keys are stored with each reading, so the window is rebuilt from the spool after
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import deque
 
 from gateway.errors import InputError
-from gateway.ingest.payload import loads_bounded
+from gateway.ingest.payload import ID_MEMBER, loads_bounded
 
 __all__ = ["DedupWindow", "has_top_level_id", "mqtt_key"]
-
-_ID_MEMBER = re.compile(rb'"(?:seq|id)"\s*:\s*(?:-?\d|")')
 
 
 def has_top_level_id(payload: bytes) -> bool:
@@ -36,7 +33,7 @@ def has_top_level_id(payload: bytes) -> bool:
     within ``gateway.ingest.payload``'s bounds, and one beyond them has no id (it is quarantined
     before it gets here; this must not crash whoever asks anyway).
     """
-    match = _ID_MEMBER.search(payload)
+    match = ID_MEMBER.search(payload)
     if match is None:
         return False
     prefix = payload[: match.start()]

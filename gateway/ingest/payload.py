@@ -8,7 +8,7 @@ node or the fleet broker goes through ``loads_bounded`` (or ``json_problem`` fir
 refuses nesting deeper than ``MAX_DEPTH`` and number literals longer than ``MAX_NUMBER`` digits
 *before* ``json.loads`` runs, and no exception but ``InputError`` ever leaves.
 
-Quarantine rule for MQTT (``validate_payload``, also in README "Bounded parsers"):
+Quarantine rule for MQTT (``validate_payload``; README, "Guarantees"):
 
 * ``json`` topics: the payload must be UTF-8 JSON within the bounds, else it is quarantined with
   the reason (``oversized``, ``empty``, ``not_utf8``, ``too_deep``, ``number_too_long``,
@@ -32,6 +32,7 @@ from typing import Any
 from gateway.errors import InputError
 
 __all__ = [
+    "ID_MEMBER",
     "MAX_DEPTH",
     "MAX_NUMBER",
     "json_problem",
@@ -47,7 +48,7 @@ MAX_NUMBER = 1000  # digits in one number literal; int() itself refuses above 4,
 # run of more digits than a number may have. Possessive quantifiers keep the engine linear.
 _TOKENS = re.compile(rb'"(?:[^"\\]++|\\[\x00-\xff])*+"?|[\[\]{}]|[0-9]{%d,}' % (MAX_NUMBER + 1))
 _LONG_DIGITS = re.compile(rb"[0-9]{%d}" % (MAX_NUMBER + 1))
-_ID_MEMBER = re.compile(rb'"(?:seq|id)"\s*:\s*(?:-?\d|")')
+ID_MEMBER = re.compile(rb'"(?:seq|id)"\s*:\s*(?:-?\d|")')
 _OPEN, _CLOSE, _QUOTE = frozenset(b"[{"), frozenset(b"]}"), ord('"')
 
 
@@ -111,7 +112,7 @@ def _encodable(value: Any) -> bool:
 
 def may_carry_id(payload: bytes) -> bool:
     """Whether the payload has something that looks like a ``"seq"``/``"id"`` member."""
-    return _ID_MEMBER.search(payload) is not None
+    return ID_MEMBER.search(payload) is not None
 
 
 def validate_payload(payload: bytes, fmt: str, max_payload: int) -> str | None:
