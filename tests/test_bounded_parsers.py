@@ -19,8 +19,11 @@ from drivers.base import FrameBad, FrameOk
 from drivers.bridge import TYPE_HELLO, TYPE_READING, encode_frame, parse_frame
 from gateway.deals.client import Reply
 from gateway.deals.discovery import parse_ask
+from gateway.deals.proving import ProofResult, check_prove_response
+from gateway.deals.repair import piece_cid_of
+from gateway.deals.snapshot import decode_snapshot
 from gateway.dedup import has_top_level_id, mqtt_key
-from gateway.errors import FrameError, InputError
+from gateway.errors import FrameError, InputError, IntegrityError
 from gateway.fleet.view import UNSIGNED, classify
 from gateway.ingest.mqtt import validate_payload as reexported
 from gateway.ingest.payload import (
@@ -245,3 +248,21 @@ def test_node_replies_and_asks_parse_to_a_value_or_our_error(body: bytes) -> Non
 def test_hostile_heartbeats_show_as_unsigned(payload: bytes) -> None:
     entry = classify("depin/v1/gateways/gw1/status", payload, 0.0, 60.0)
     assert entry.state == UNSIGNED
+
+
+PIECE = piece_cid_of(b"x" * 4096)
+
+
+@HOSTILE
+@given(odd_json | plain_json.map(lambda d: json.dumps({"leaves": [d, {"index": 0, "path": d}]})))
+def test_prove_responses_from_a_node_are_a_proof_result_whatever_they_hold(body: Any) -> None:
+    raw = body.encode() if isinstance(body, str) else body
+    result = check_prove_response(PIECE, [0, 1], Reply(200, raw, {}).json())
+    assert isinstance(result, ProofResult) and not result.ok
+
+
+@HOSTILE
+@given(st.one_of(st.binary(max_size=2048), hostile_json))
+def test_ledger_snapshots_from_a_node_are_a_snapshot_or_an_integrity_error(data: bytes) -> None:
+    with pytest.raises(IntegrityError):
+        decode_snapshot(data)
