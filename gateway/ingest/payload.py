@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from itertools import accumulate
 from typing import Any
 
 from gateway.errors import InputError
@@ -44,12 +45,15 @@ __all__ = [
 MAX_DEPTH = 64  # far above any reading's shape, far below the interpreter's recursion limit
 MAX_NUMBER = 1000  # digits in one number literal; int() itself refuses above 4,300
 
-# One token per match: a whole string (escapes skipped, possibly unterminated), a bracket, or a
-# run of more digits than a number may have. Possessive quantifiers keep the engine linear.
-_TOKENS = re.compile(rb'"(?:[^"\\]++|\\[\x00-\xff])*+"?|[\[\]{}]|[0-9]{%d,}' % (MAX_NUMBER + 1))
+# A whole string (escapes skipped; possibly unterminated). Possessive quantifiers keep the engine
+# linear, and it runs in C: strings are replaced, not iterated over in Python.
+_STRING = re.compile(rb'"(?:[^"\\]++|\\[\x00-\xff])*+"?')
 _LONG_DIGITS = re.compile(rb"[0-9]{%d}" % (MAX_NUMBER + 1))
 ID_MEMBER = re.compile(rb'"(?:seq|id)"\s*:\s*(?:-?\d|")')
-_OPEN, _CLOSE, _QUOTE = frozenset(b"[{"), frozenset(b"]}"), ord('"')
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+_STEP = [0] * 256  # depth change per byte, for the running sum in C below
+for _byte, _step in zip(b"[{]}", (1, 1, -1, -1), strict=True):
+    _STEP[_byte] = _step
 
 
 def json_problem(data: bytes) -> str | None:
@@ -60,20 +64,24 @@ def json_problem(data: bytes) -> str | None:
     deep = data.count(b"[") + data.count(b"{") > MAX_DEPTH
     if not deep and (len(data) <= MAX_NUMBER or _LONG_DIGITS.search(data) is None):
         return None
+    # Brackets and digits inside strings do not count; '""' keeps neighbours apart.
+    outside = _STRING.sub(b'""', data) if b'"' in data else data
+    if _too_deep(outside.translate(None, _NOT_BRACKETS)):
+        return "too_deep"
+    return "number_too_long" if _LONG_DIGITS.search(outside) is not None else None
+
+
+def _too_deep(brackets: bytes, chunk: int = 256) -> bool:
+    """Whether the running depth ever exceeds ``MAX_DEPTH``: summed in C a chunk at a time, so
+    a payload that is deep early is refused without summing the rest."""
     depth = 0
-    for match in _TOKENS.finditer(data):
-        first = match.group()[0]
-        if first == _QUOTE:
-            continue
-        if first in _OPEN:
-            depth += 1
-            if depth > MAX_DEPTH:
-                return "too_deep"
-        elif first in _CLOSE:
-            depth -= 1
-        else:
-            return "number_too_long"
-    return None
+    for start in range(0, len(brackets), chunk):
+        steps = map(_STEP.__getitem__, brackets[start : start + chunk])
+        sums = list(accumulate(steps, initial=depth))
+        if max(sums) > MAX_DEPTH:
+            return True
+        depth = sums[-1]
+    return False
 
 
 def loads_bounded(
