@@ -180,7 +180,9 @@ def _decode_cbor(data: bytes, wire: bytes) -> Payload:
 def _plain(value: object) -> bool:
     """Only the CBOR kinds of PROTOCOL.md §4: ints, floats, text, bytes, bool, null, arrays, maps
     with unsigned integer keys."""
-    if value is None or isinstance(value, int | float | str | bytes):
+    if isinstance(value, int):  # bool too; a bignum (tag 2/3, decoded silently) is not plain
+        return -(2**64) <= value < 2**64
+    if value is None or isinstance(value, float | str | bytes):
         return True
     if isinstance(value, list):
         return all(_plain(item) for item in value)

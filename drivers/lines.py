@@ -20,13 +20,13 @@ splitter resyncs at the next newline.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from typing import Any, ClassVar
 
 from drivers.base import Driver, FrameBad, FrameEvent, FrameOk, Measurement, Options, Scalar
-from gateway.errors import ConfigError, FrameError
+from gateway.errors import ConfigError, FrameError, InputError
+from gateway.ingest.payload import loads_bounded
 
 __all__ = ["Lines"]
 
@@ -164,9 +164,9 @@ class Lines(Driver):
 def _json_pairs(text: str) -> dict[str, Scalar] | str:
     """The object's scalar members, or the reason the text is not a JSON object."""
     try:
-        document = json.loads(text, parse_constant=lambda _: None)  # NaN, Infinity -> None
-    except (ValueError, RecursionError) as error:
-        return f"not a JSON object ({error})"[:200]
+        document = loads_bounded(text, "lines", parse_constant=lambda _: None)  # NaN -> None
+    except InputError as error:
+        return f"not a JSON object ({error.reason})"
     if not isinstance(document, dict):
         return f"JSON {type(document).__name__}, expected an object"
     return {

@@ -18,29 +18,30 @@ Keys are stored with each reading, so the window is rebuilt from the spool after
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 from collections import deque
 
-__all__ = ["DedupWindow", "has_top_level_id", "mqtt_key"]
+from gateway.errors import InputError
+from gateway.ingest.payload import ID_MEMBER, loads_bounded
 
-_ID_MEMBER = re.compile(rb'"(?:seq|id)"\s*:\s*(?:-?\d|")')
+__all__ = ["DedupWindow", "has_top_level_id", "mqtt_key"]
 
 
 def has_top_level_id(payload: bytes) -> bool:
     """Whether a JSON object payload has a top-level "seq" or "id" member.
 
-    Fast path for flat objects (no nested braces before the match); nested payloads are parsed.
+    Fast path for flat objects (no nested braces before the match); nested payloads are parsed
+    within ``gateway.ingest.payload``'s bounds, and one beyond them has no id (it is quarantined
+    before it gets here; this must not crash whoever asks anyway).
     """
-    match = _ID_MEMBER.search(payload)
+    match = ID_MEMBER.search(payload)
     if match is None:
         return False
     prefix = payload[: match.start()]
     if prefix.lstrip().startswith(b"{") and not any(c in prefix[1:] for c in b"{}[]"):
         return True
     try:
-        document = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+        document = loads_bounded(payload, "dedup")
+    except InputError:
         return False
     return isinstance(document, dict) and ("seq" in document or "id" in document)
 

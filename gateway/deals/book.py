@@ -10,6 +10,7 @@ restart replays the log into exactly the state it had. Events (``"t"``):
     renewed   {pid, deal_id, price_per_epoch, start_epoch, end_epoch, proposal, acceptance}
     proof     {pid, ok, reason, mode}          one proof round's result for one placement
     upload    {pid, ok, reason}                an upload attempt's result (reputation)
+    answer    {provider, at}                   a low-reputation node answered again (reputation)
     voucher   {pid, deal_id, nonce, amount, voucher}   a signed cumulative payment
     evicted   {seq}                            local fragments of a batch deleted
     snapshot  {n, piece, size, batches, last_seq}      a ledger snapshot made (object ledger/<n>)
@@ -167,6 +168,11 @@ class Book:
         else:
             self.nodes[p.provider] = record.failure(e.get("reason", ""), proof=False)
             self.placements[p.pid] = p.but(attempts=p.attempts + 1, reason=e.get("reason", ""))
+
+    def _on_answer(self, e: dict[str, Any]) -> None:
+        record = self.nodes.get(e["provider"])
+        if record is not None:
+            self.nodes[record.provider] = record.answered()
 
     def _on_voucher(self, e: dict[str, Any]) -> None:
         p = self.placements[e["pid"]]

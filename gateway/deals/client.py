@@ -21,7 +21,8 @@ import aiohttp
 from nacl.signing import SigningKey
 
 from gateway.deals.throttle import TokenBucket
-from gateway.errors import NodeError
+from gateway.errors import InputError, NodeError
+from gateway.ingest.payload import loads_bounded
 from gateway.market.httpsig import sign_request
 
 __all__ = ["NodeClient", "Reply"]
@@ -37,9 +38,10 @@ class Reply:
     headers: dict[str, str]
 
     def json(self) -> Any:
+        """The body as JSON, or None for anything else (a node is untrusted: bounded parse)."""
         try:
-            return json.loads(self.body)
-        except ValueError:
+            return loads_bounded(self.body, "node")
+        except InputError:
             return None
 
     def code(self) -> str:

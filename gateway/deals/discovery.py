@@ -10,11 +10,11 @@ taken at their word, since any node may join (permissionless) and proofs keep th
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import InputError
+from gateway.ingest.payload import loads_bounded
 from gateway.market.messages import Ask
 
 __all__ = ["ASK_TOPIC", "AskBook", "parse_ask", "same_url"]
@@ -30,9 +30,9 @@ def parse_ask(wire: bytes | str | Any, expected_url: str | None = None) -> Ask:
     """A verified ``Ask`` from its signed wire form, or ``InputError`` saying what is wrong."""
     if isinstance(wire, bytes | str):
         try:
-            wire = json.loads(wire)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InputError("ask", f"not JSON: {exc}") from None
+            wire = loads_bounded(wire, "ask")
+        except InputError as exc:
+            raise InputError("ask", f"not JSON: {exc.reason}") from None
     ask, signer = Ask.open(wire)
     if bytes(signer).hex() != ask.provider.removeprefix("ed25519:"):
         raise InputError("ask", "signed by a key other than the provider it names")

@@ -46,6 +46,7 @@ from gateway.deals.fleet import AskSubscriber
 from gateway.deals.local import LocalObjects
 from gateway.deals.placement import IN_FLIGHT, Placement, State
 from gateway.deals.repair import piece_cid_of
+from gateway.deals.reputation import SecondChances
 from gateway.deals.selection import Candidate, Requirement, choose_node
 from gateway.deals.snapshot import BatchRecord, LedgerSnapshot, encode_snapshot
 from gateway.deals.throttle import TokenBucket
@@ -87,6 +88,7 @@ class StorageService:
         self.asks = AskBook()
         self.static_urls = [u.rstrip("/") for u in self.storage.nodes]
         self.unreachable: dict[str, str] = {}
+        self._second_chances = SecondChances()
         self.duration_epochs = epochs_for(self.storage.deal_duration)
         self.last_error: str | None = None
         self.budget_blocked: str | None = None
@@ -257,6 +259,14 @@ class StorageService:
             return
         self.unreachable.pop(url, None)
         self._offer(wire, url)
+        self._answered(url)
+
+    def _answered(self, url: str) -> None:
+        """A node that answers again may earn a second chance (``reputation`` docstring)."""
+        ask = self.asks.by_url(url)
+        record = self.book.nodes.get(ask.provider) if ask is not None else None
+        if record is not None and self._second_chances.answered(record):
+            self.record({"t": "answer", "provider": record.provider, "at": int(self.clock())})
 
     async def discover(self) -> None:
         urls = {*self.static_urls, *(a.url.rstrip("/") for a in self.asks.asks.values())}

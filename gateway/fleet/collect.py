@@ -14,7 +14,13 @@ from gateway.deals.fleet import parse_broker_url
 from gateway.errors import RemoteError
 from gateway.fleet.heartbeat import STATUS_WILDCARD
 
-__all__ = ["collect_retained"]
+__all__ = ["MAX_GATEWAYS", "MAX_HEARTBEAT", "collect_retained"]
+
+# The fleet broker is untrusted: anyone may publish under the status wildcard. A heartbeat is a
+# few hundred bytes; keep a little more of a bigger one (it then fails to parse and shows as
+# UNSIGNED instead of vanishing) and stop remembering new topics past a fleet no CLI table shows.
+MAX_HEARTBEAT = 16 * 1024
+MAX_GATEWAYS = 10_000
 
 
 def collect_retained(url: str, window: float = 2.0, quiet: float = 0.5) -> dict[str, bytes]:
@@ -35,7 +41,8 @@ def collect_retained(url: str, window: float = 2.0, quiet: float = 0.5) -> dict[
 
     def on_message(_c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
         with lock:
-            messages[message.topic] = bytes(message.payload)
+            if message.topic in messages or len(messages) < MAX_GATEWAYS:
+                messages[message.topic] = bytes(message.payload[: MAX_HEARTBEAT + 1])
             last[0] = time.monotonic()
 
     client.on_subscribe = on_subscribe

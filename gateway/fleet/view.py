@@ -15,12 +15,12 @@ pin keys (e.g. from ``depin-gateway status``) where that matters.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.fleet.heartbeat import HEARTBEAT_KIND
+from gateway.ingest.payload import loads_bounded
 from gateway.market.messages import open_signed
 
 __all__ = ["FleetEntry", "classify", "classify_all", "gateway_id_from_topic", "render_table"]
@@ -63,7 +63,7 @@ def _number(value: Any) -> bool:
 
 def _verify(topic_id: str, payload: bytes) -> dict[str, Any]:
     """The verified body; raises ValueError (or anything, on hostile input) if not trusted."""
-    body, signer = open_signed(json.loads(payload), HEARTBEAT_KIND)
+    body, signer = open_signed(loads_bounded(payload, "heartbeat"), HEARTBEAT_KIND)
     if body.get("public_key") != "ed25519:" + bytes(signer).hex():
         raise ValueError("signer is not the body's public_key")
     if body.get("gateway_id") != topic_id:

@@ -23,7 +23,6 @@ each, which at a few thousand readings/s took a large share of paho's thread (be
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import ssl
@@ -43,6 +42,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from gateway.config import MqttConfig
 from gateway.dedup import mqtt_key
 from gateway.errors import ConfigError
+from gateway.ingest.payload import validate_payload
 from gateway.ingest.sink import IngestSink
 
 __all__ = ["MqttIngest", "MqttStats", "validate_payload"]
@@ -54,26 +54,6 @@ SOURCE = "mqtt"
 # PUBACK with remaining length 2 (packet id only): MQTT 5 section 3.4.2.1 lets a sender omit the
 # reason code when it is 0x00 (success) and there are no properties. paho sends the same bytes.
 _PUBACK = struct.Struct("!BBH")
-
-
-def validate_payload(payload: bytes, fmt: str, max_payload: int) -> str | None:
-    """The quarantine reason for a payload, or None if it is acceptable."""
-    if len(payload) > max_payload:
-        return "oversized"
-    if fmt == "any":
-        return None
-    if not payload:
-        return "empty"
-    try:
-        text = payload.decode("utf-8")
-    except UnicodeDecodeError:
-        return "not_utf8"
-    if fmt == "json":
-        try:
-            json.loads(text)
-        except ValueError:
-            return "invalid_json"
-    return None
 
 
 def _matches(topic_filter: str, topic: str) -> bool:
