@@ -27,9 +27,18 @@ _CHUNK = 1 << 20
 Clock = Callable[[], float]
 
 
-async def stall_guarded(chunks: AsyncIterator[bytes], stall_seconds: float) -> AsyncIterator[bytes]:
-    """``chunks``, or a 408 once no bytes arrived for ``stall_seconds``."""
+MIN_UPLOAD_RATE = 1024  # bytes per second on average, after the first body_timeout
+
+
+async def stall_guarded(
+    chunks: AsyncIterator[bytes], stall_seconds: float, min_rate: float = MIN_UPLOAD_RATE
+) -> AsyncIterator[bytes]:
+    """``chunks``, or a 408 once no bytes arrived for ``stall_seconds``, or when the average
+    falls below ``min_rate`` after that long: one byte every few seconds would otherwise hold a
+    connection and an upload slot forever."""
     iterator = aiter(chunks)
+    loop = asyncio.get_running_loop()
+    started, received = loop.time(), 0
     while True:
         try:
             async with asyncio.timeout(stall_seconds):
@@ -40,6 +49,10 @@ async def stall_guarded(chunks: AsyncIterator[bytes], stall_seconds: float) -> A
             raise ClientError(
                 408, "timeout", f"no body bytes for {stall_seconds:g} s (body_timeout)"
             ) from None
+        received += len(chunk)
+        late = loop.time() - started - stall_seconds
+        if late > 0 and received < late * min_rate:
+            raise ClientError(408, "timeout", f"upload slower than {min_rate:g} bytes/s on average")
         yield chunk
 
 
@@ -159,7 +172,9 @@ class PieceOps:
         try:
             file = await asyncio.to_thread(self.store.new_upload, upload_id)
             pending = bytearray()
-            async for chunk in stall_guarded(chunks, self.config.body_timeout):
+            # our own throttle (upload_rate) must never make a client look too slow
+            min_rate = min(MIN_UPLOAD_RATE, self.config.upload_rate / 4)
+            async for chunk in stall_guarded(chunks, self.config.body_timeout, min_rate):
                 if file.size + len(pending) + len(chunk) > limit:
                     raise self.refuse(
                         ClientError(413, "too_large", f"body exceeds the piece's {limit} bytes")

@@ -103,9 +103,11 @@ def _guarded(
     def refused(request: web.Request, status: int, code: str, message: str) -> None:
         service.refusals[code] += 1
         if status in _LOGGED:
+            # one line whatever the client put in the message (no forged log lines)
+            flat = " ".join(message.split())[:200]
             limiter.warning(
                 log, "refused %s %.80r from %s: %s", request.method, request.path,
-                request.remote, message[:200],
+                request.remote, flat,
             )  # fmt: skip
 
     async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
