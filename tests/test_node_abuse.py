@@ -322,3 +322,36 @@ async def test_malformed_requests_are_4xx_and_one_rate_limited_warning_line_each
     assert len(warnings) <= 20 + 2 * elapsed + 2 < sent, (len(warnings), sent)
     assert node.log_path.stat().st_size < 20_000
     _no_tracebacks(node)
+
+
+async def test_stalled_and_trickled_bodies_get_408_within_body_timeout(tmp_path: Path) -> None:
+    """A JSON body that stops, and an upload that trickles one byte at a time, are cut off."""
+    node = NodeProcess(tmp_path, body_timeout="1s")
+    node.start()
+    client = SigningClient(node.url, SigningKey.generate(), time.time)
+    try:
+        data = os.urandom(3000)
+        wire = make_proposal(client.key, node.provider, data, epoch_at(time.time()))
+        body = (await client.send("POST", "/market/v1/deals", json_body=wire))[1]["body"]
+        url = body["upload_url"]
+        host, port = node.url.removeprefix("http://").split(":")
+        for path, headers, method in (
+            ("/market/v1/prove", {}, "POST"),
+            (url, client.headers("PUT", url, data), "PUT"),
+        ):
+            reader, writer = await asyncio.open_connection(host, int(port))
+            head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            writer.write(f"{method} {path} HTTP/1.1\r\nHost: x\r\n{head}".encode())
+            writer.write(f"Content-Length: {len(data)}\r\n\r\n".encode())
+            answer = asyncio.ensure_future(reader.read(100))
+            for byte in data:
+                if answer.done():
+                    break
+                writer.write(bytes([byte]))
+                await asyncio.wait([answer], timeout=0.2)
+            assert (await asyncio.wait_for(answer, 10)).startswith(b"HTTP/1.1 408"), path
+            writer.close()
+    finally:
+        await client.close()
+        assert node.stop() == 0
+    _no_tracebacks(node)

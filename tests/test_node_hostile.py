@@ -22,7 +22,7 @@ from nacl.signing import SigningKey
 from gateway.errors import ConfigError, InputError
 from gateway.market.epoch import EPOCH_SECONDS, epoch_at
 from gateway.market.httpsig import sign_request
-from gateway.market.messages import Voucher
+from gateway.market.messages import Voucher, seal_signed
 from gateway.node import node_config_from_string, start_node
 from gateway.node.replaylog import PersistentReplayCache
 from gateway.node.testing import (
@@ -35,6 +35,7 @@ from gateway.node.testing import (
 
 KEY = SigningKey.generate()
 KEYID = "ed25519:" + bytes(KEY.verify_key).hex()
+AMOUNT_FIELDS = ["storage_price_per_epoch", "provider_collateral", "client_collateral", "amount"]
 ENDPOINTS = ["/pdp/piece", "/market/v1/deals", "/market/v1/prove", "/market/v1/deals/00/vouchers"]
 
 hostile_text = st.one_of(
@@ -46,6 +47,10 @@ hostile_text = st.one_of(
     st.sampled_from(["1e400", "-1e400", "NaN", "Infinity", "-Infinity", "1" * 80 + ".0"]),
     st.integers(65_536, 70_000).map(lambda n: json.dumps("x" * n)),
     st.sampled_from(['"\\ud800"', '"\\udfff\\ud800"', '"a\\u0000b"', '"\\udc00x"', '"\\ud83d"']),
+)
+hostile_amounts = st.one_of(
+    st.integers(41, 6_000).map(lambda n: "9" * n),
+    st.sampled_from(["\u00b2", "\u0663", " 1", "1_000", "-1", "0x10", "", "1e9"]),
 )
 hostile_bytes = st.sampled_from(
     [b'"\xed\xa0\x80"', b'"\x00"', b"\x00", b'"\xff\xfe"', b'"\xc0\x80"']
@@ -62,15 +67,28 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
 
 
 def _post(url: str, path: str, body: bytes) -> int:
+    return _exchange(url, path, body)[0]
+
+
+def _exchange(url: str, path: str, body: bytes) -> tuple[int, bytes]:
     headers = sign_request("POST", path, "", body, KEY, int(time.time()), secrets.token_hex(12))
     request = urllib.request.Request(url + path, data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return int(response.status)
+            return int(response.status), response.read()
     except urllib.error.HTTPError as exc:
-        exc.read()
+        answer = exc.read()
         exc.close()
-        return int(exc.code)
+        return int(exc.code), answer
+
+
+@pytest.fixture(scope="module")
+def deal_id(node: NodeProcess) -> str:
+    """A deal of KEY's on the node, so vouchers reach the amount parser."""
+    wire = make_proposal(KEY, node.provider, os.urandom(300), epoch_at(time.time()))
+    status, answer = _exchange(node.url, ENDPOINTS[1], json.dumps(wire).encode())
+    assert status == 200, answer
+    return str(json.loads(answer)["body"]["deal_id"])
 
 
 def _templates(provider: str) -> list[bytes]:
@@ -96,6 +114,24 @@ def test_hostile_bodies_never_give_a_500(node: NodeProcess, hole: bytes, which: 
     body = _templates(node.provider)[which].replace(b"HOLE", hole)
     for path in ENDPOINTS:
         assert _post(node.url, path, body) < 500, (path, body[:80])
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(amount=hostile_amounts, field=st.sampled_from(AMOUNT_FIELDS))
+def test_hostile_amounts_in_correctly_signed_messages_never_give_a_500(
+    node: NodeProcess, deal_id: str, amount: str, field: str
+) -> None:
+    """Amounts are decimal strings: 4,300+ digits, non-ASCII digits ("\u00b2" passes isdigit),
+    signs and separators, all signed properly so they reach the amount parser."""
+    if field == "amount":
+        body = {"deal_id": deal_id, "lane": 0, "nonce": 1, "amount": amount}
+        wire = seal_signed("depin/voucher/v1", body, KEY)
+        path = f"/market/v1/deals/{deal_id}/vouchers"
+    else:
+        proposal = make_proposal(KEY, node.provider, b"z" * 200, epoch_at(time.time()))
+        proposal["body"][field] = amount
+        wire, path = seal_signed(proposal["kind"], proposal["body"], KEY), ENDPOINTS[1]
+    assert _post(node.url, path, json.dumps(wire).encode()) == 400
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
