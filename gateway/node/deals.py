@@ -19,7 +19,8 @@ The lifecycle, one transition table (``TRANSITIONS``)::
 
 ``proposed`` is transient (the request being judged) and is never stored; an upload in progress
 is not a state either: it is not durable, so after a crash the deal is simply ``accepted`` again
-and the client retries. ``failed``, ``removed`` and ``rejected`` are terminal. Vouchers are
+and the client retries. ``failed``, ``removed`` and ``rejected`` are terminal; a ``failed`` record
+is deleted a day after it failed (``lifecycle.FAILED_KEPT_EPOCHS``). Vouchers are
 accepted while a deal is ``accepted``, ``active`` or ``expired`` (paying for service rendered).
 
 A record is stored as one JSON file per deal (``DealRecord.to_json``, format version 2: version 1

@@ -17,6 +17,9 @@ from gateway.piece.commp import PieceInfo
 __all__ = ["LifecycleOps"]
 
 log = logging.getLogger("gateway.node.service")
+# A failed deal never held data; its record is kept a day for the client to read, then deleted,
+# or lapsed reservations (one proposal each, keys are free) would pile up on disk for ever.
+FAILED_KEPT_EPOCHS = 2880
 
 
 class LifecycleOps:
@@ -76,12 +79,24 @@ class LifecycleOps:
                 changed["unpaid"] += 1
         return changed
 
+    async def _forget_failed(self, epoch: int) -> int:
+        old = [
+            r
+            for r in self.deals.values()
+            if r.state is DealState.FAILED and epoch - r.updated_epoch >= FAILED_KEPT_EPOCHS
+        ]
+        for record in old:
+            await asyncio.to_thread(self.store.delete_deal, record.deal_id)
+            del self.deals[record.deal_id]
+        return len(old)
+
     async def collect_garbage(self) -> dict[str, int]:
         """Fail overdue uploads, end expired or unpaid deals, delete pieces no live deal holds."""
         async with self._lock:
             epoch = self.epoch()
             changed = await self._end_deals(epoch)
             changed["failed"] += await self._lapse_reservations(epoch)
+            changed["forgotten"] += await self._forget_failed(epoch)
             live = {d.piece_cid for d in self.deals.values() if d.state in LIVE}
             for record in list(self.deals.values()):
                 if record.state is not DealState.EXPIRED:

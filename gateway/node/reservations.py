@@ -6,7 +6,8 @@ its upload is running or the deal is *paid* (vouchers covering every epoch the s
 at the deal's price, from acceptance to ``start_epoch``), and it counts against three caps:
 
 - ``per_client``: reserved bytes per client key;
-- ``per_address``: reserved bytes per remote address (throwaway keys share their address);
+- ``per_address``: reserved bytes, and waiting deals, per remote address (throwaway keys share
+  their address);
 - ``unpaid_total``: unpaid reserved bytes on the whole node, so a flood from many addresses
   holds at most that much, for at most ``ttl``, and the rest stays for uploads that arrive.
 
@@ -24,7 +25,14 @@ from gateway.market.epoch import epoch_start
 from gateway.node.deals import DealRecord, DealState
 from gateway.node.policy import Refusal
 
-__all__ = ["ReservationLimits", "check_reservation", "holding", "is_paid", "payment_lapsed"]
+__all__ = [
+    "ReservationLimits",
+    "by_piece",
+    "check_reservation",
+    "holding",
+    "is_paid",
+    "payment_lapsed",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +42,7 @@ class ReservationLimits:
     per_address: int
     unpaid_total: int
     grace_epochs: int  # how far an active deal's vouchers may lag its price
+    per_address_deals: int  # waiting deals per address, however small their pieces
 
 
 def reserved_until(record: DealRecord, ttl: float) -> float:
@@ -65,35 +74,49 @@ def holding(
     ttl: float,
     uploading: Collection[str],
 ) -> list[DealRecord]:
-    """Accepted deals that still reserve space, one per piece (two deals share one upload)."""
-    by_piece: dict[str, DealRecord] = {}
-    for record in deals:
-        if record.piece_cid not in pieces and is_reserving(record, now, ttl, uploading):
-            by_piece.setdefault(record.piece_cid, record)
-    return list(by_piece.values())
+    """Accepted deals that still reserve space (several may name one piece: see ``by_piece``)."""
+    return [
+        record
+        for record in deals
+        if record.piece_cid not in pieces and is_reserving(record, now, ttl, uploading)
+    ]
+
+
+def by_piece(held: Iterable[DealRecord]) -> dict[str, DealRecord]:
+    """One reservation per piece: the disk holds a piece once, however many deals name it."""
+    pieces: dict[str, DealRecord] = {}
+    for record in held:
+        pieces.setdefault(record.piece_cid, record)
+    return pieces
 
 
 def check_reservation(
-    limits: ReservationLimits, held: Iterable[DealRecord], client: str, address: str, size: int
+    limits: ReservationLimits, held: list[DealRecord], client: str, address: str, size: int
 ) -> Refusal | None:
-    """Whether one more reservation of ``size`` bytes by ``client`` at ``address`` fits the caps."""
-    mine = theirs = unpaid = 0
-    for record in held:
-        piece = record.proposal.piece_size
-        mine += piece if record.client == client else 0
-        theirs += piece if address and record.client_address == address else 0
-        unpaid += 0 if is_paid(record) else piece
+    """Whether one more reservation of ``size`` bytes by ``client`` at ``address`` fits the caps.
+
+    Per key and per address every deal counts in full, even for a piece another deal already
+    reserves (else one address could make unbounded deals for one piece); node-wide, each
+    piece counts once, since that is what the disk holds.
+    """
+    mine = sum(r.proposal.piece_size for r in held if r.client == client)
+    from_there = [r for r in held if address and r.client_address == address]
+    theirs = sum(r.proposal.piece_size for r in from_there)
+    unpaid = sum(r.proposal.piece_size for r in by_piece(held).values() if not is_paid(r))
     if mine + size > limits.per_client:
         return Refusal(
             "too_many_reserved",
             f"this key already reserves {mine} bytes (max_reserved_per_client "
             f"{limits.per_client}); upload those pieces first",
         )
-    if address and theirs + size > limits.per_address:
+    if address and (
+        theirs + size > limits.per_address or len(from_there) >= limits.per_address_deals
+    ):
         return Refusal(
             "too_many_reserved",
-            f"{address} already reserves {theirs} bytes (max_reserved_per_address "
-            f"{limits.per_address}); upload those pieces first",
+            f"{address} already reserves {theirs} bytes in {len(from_there)} deals "
+            f"(max_reserved_per_address {limits.per_address}, at most "
+            f"{limits.per_address_deals} deals); upload those pieces first",
         )
     if unpaid + size > limits.unpaid_total:
         return Refusal(

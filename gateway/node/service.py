@@ -33,7 +33,13 @@ from gateway.node.policy import DealTerms, judge
 from gateway.node.prooftree import ProofTrees
 from gateway.node.ratelimit import RateLimiter
 from gateway.node.replaylog import PersistentReplayCache
-from gateway.node.reservations import ReservationLimits, check_reservation, holding, is_reserving
+from gateway.node.reservations import (
+    ReservationLimits,
+    by_piece,
+    check_reservation,
+    holding,
+    is_reserving,
+)
 from gateway.node.store import PieceStore
 from gateway.piece.commp import PieceInfo
 
@@ -79,6 +85,8 @@ class NodeService(PieceOps, LifecycleOps):
         self.requests = RateLimiter(config.rate_requests, config.rate_burst)
         self.upload_bytes = RateLimiter(config.upload_rate, config.upload_burst)
         self.refusals: Counter[str] = Counter()
+        # the connection guard's counters when serving (runner), shown in status
+        self.connection_counts: dict[str, int] = {}
         self.started = monotonic()
         self._ask_seq = 0
         self._lock = asyncio.Lock()
@@ -98,6 +106,7 @@ class NodeService(PieceOps, LifecycleOps):
             per_address=config.max_reserved_per_address,
             unpaid_total=config.max_unpaid_reserved,
             grace_epochs=epochs_for(config.payment_grace),
+            per_address_deals=4 * config.max_pending_deals,
         )
 
     # time, space, identity ------------------------------------------------------------------
@@ -117,7 +126,7 @@ class NodeService(PieceOps, LifecycleOps):
 
     @property
     def reserved_bytes(self) -> int:
-        return sum(d.proposal.piece_size for d in self.reservations())
+        return sum(d.proposal.piece_size for d in by_piece(self.reservations()).values())
 
     @property
     def free_bytes(self) -> int:
