@@ -82,11 +82,14 @@ class ConnectionGuard:
         self.monotonic = monotonic
         self._idle: OrderedDict[Transport, float] = OrderedDict()  # oldest idle first
         self._busy: set[Transport] = set()
-        self.counts = {"evicted": 0, "refused": 0, "timed_out": 0}
+        self.counts = {"open": 0, "evicted": 0, "refused": 0, "timed_out": 0, "slow_readers": 0}
 
     @property
     def open(self) -> int:
         return len(self._idle) + len(self._busy)
+
+    def _update(self) -> None:
+        self.counts["open"] = self.open
 
     def factory(self, inner: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
         return lambda: _Guarded(self, inner())
@@ -104,11 +107,19 @@ class ConnectionGuard:
             )
             oldest.abort()  # type: ignore[attr-defined]
         self._idle[transport] = self.monotonic()
+        self._update()
         return True
 
     def closed(self, transport: Transport) -> None:
         self._idle.pop(transport, None)
         self._busy.discard(transport)
+        self._update()
+
+    def slow_reader(self, transport: Transport | None) -> None:
+        """Drop a connection whose client does not take the response (the server's call)."""
+        self.counts["slow_readers"] += 1
+        if transport is not None:
+            transport.abort()  # type: ignore[attr-defined]
 
     def request_started(self, transport: Transport | None) -> None:
         if transport is not None and self._idle.pop(transport, None) is not None:

@@ -113,6 +113,7 @@ async def start_node(
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     if config.public_url is None:
         service.url = url
+    service.connection_counts = guard.counts
     node = RunningNode(service, runner, url, server=server, connections=guard)
     node.tasks.append(asyncio.create_task(guard.run()))
     node.tasks.append(asyncio.create_task(_gc_loop(service)))

@@ -64,6 +64,27 @@ async def _read(request: web.Request, seconds: float) -> bytes:
         raise ClientError(408, "timeout", f"body not received within {seconds:g} s") from None
 
 
+async def _write_within(
+    request: web.Request,
+    response: web.StreamResponse,
+    chunk: bytes,
+    seconds: float,
+    connections: ConnectionGuard | None,
+) -> bool:
+    """Write, or drop the connection of a client that reads too slowly to take ``chunk`` in
+    ``seconds``: a slow reader would otherwise keep a connection busy, never evictable."""
+    try:
+        async with asyncio.timeout(seconds):
+            await response.write(chunk)
+    except TimeoutError:
+        if connections is not None:
+            connections.slow_reader(request.transport)
+        elif request.transport is not None:
+            request.transport.abort()
+        return False
+    return True
+
+
 _LOGGED = frozenset({400, 408, 413})  # malformed, not merely refused (401, 404, 409, 429)
 # Whatever a parser deep down raises on bytes it could not take is still the client's bytes.
 _PARSE_ERRORS = (InputError, ValueError, UnicodeError, RecursionError, OverflowError)
@@ -142,8 +163,9 @@ def _guarded(
 class _Routes:
     """The handlers of API.md, thin over ``NodeService``."""
 
-    def __init__(self, service: NodeService) -> None:
+    def __init__(self, service: NodeService, connections: ConnectionGuard | None) -> None:
         self.service = service
+        self.connections = connections
         self.body_timeout = service.config.body_timeout
 
     async def signed_json(self, request: web.Request) -> tuple[str, dict[str, Any]]:
@@ -211,7 +233,9 @@ class _Routes:
                     if not chunk:
                         break
                     length -= len(chunk)
-                    await response.write(chunk)
+                    slow = self.body_timeout, self.connections
+                    if not await _write_within(request, response, chunk, *slow):
+                        return response
             await response.write_eof()
         finally:
             await asyncio.to_thread(handle.close)
@@ -254,7 +278,7 @@ def make_app(
     connections: ConnectionGuard | None = None,
     limiter: LogLimiter | None = None,
 ) -> web.Application:
-    routes = _Routes(service)
+    routes = _Routes(service, connections)
     middleware = _guarded(service, limiter or LogLimiter(), connections)
     app = web.Application(middlewares=[middleware], client_max_size=MAX_JSON_BODY)
     app.add_routes(
