@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import re
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -351,6 +352,40 @@ async def test_stalled_and_trickled_bodies_get_408_within_body_timeout(tmp_path:
                 await asyncio.wait([answer], timeout=0.2)
             assert (await asyncio.wait_for(answer, 10)).startswith(b"HTTP/1.1 408"), path
             writer.close()
+    finally:
+        await client.close()
+        assert node.stop() == 0
+    _no_tracebacks(node)
+
+
+async def test_a_client_that_does_not_read_its_download_is_dropped(tmp_path: Path) -> None:
+    """A slow reader would hold a busy, never-evicted connection: after body_timeout without
+    taking a chunk it is dropped (counted in status) and the piece is cut short."""
+    node = NodeProcess(tmp_path, body_timeout="1s", max_piece_size="16MiB")
+    node.start()
+    client = SigningClient(node.url, SigningKey.generate(), time.time)
+    try:
+        data = os.urandom(12 * MIB)  # more than the loopback socket buffers hold
+        cid = await _held_piece(client, node.provider, data)
+        host, port = node.url.removeprefix("http://").split(":")
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect((host, int(port)))
+        reader, writer = await asyncio.open_connection(sock=sock)
+        writer.write(f"GET /piece/{cid} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+
+        async def dropped() -> bool:
+            return bool((await _status(node))["connections"]["slow_readers"] >= 1)
+
+        await _until(dropped, 20, "the node drops the reader")
+        received = 0
+        try:
+            while chunk := await asyncio.wait_for(reader.read(1 << 16), 10):
+                received += len(chunk)
+        except ConnectionError:
+            pass
+        assert received < len(data)
+        writer.close()
     finally:
         await client.close()
         assert node.stop() == 0

@@ -234,3 +234,34 @@ def test_replay_cache_is_bounded_and_drops_whole_old_segments(tmp_path: Path) ->
 def test_abuse_config_keys_are_range_checked_naming_the_key(line: str, key: str) -> None:
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         node_config_from_string(f'[node]\ndata_dir = "d"\n{line}\n')
+
+
+async def test_one_address_cannot_make_unbounded_deals_and_failed_records_are_forgotten(
+    tmp_path: Path,
+) -> None:
+    """Many keys, one address, one piece: the piece is reserved once on disk, yet the address
+    may hold at most 4 x max_pending_deals waiting deals; lapsed ones are failed, then their
+    records deleted a day later (they never held data), so proposals cannot fill the disk."""
+    clock = FakeClock()
+    node = await start_node(make_node_config(tmp_path, max_pending_deals=2), clock)
+    data = os.urandom(500)
+    answers = []
+    for _ in range(10):
+        key = SigningKey.generate()
+        client = SigningClient(node.url, key, clock)
+        wire = make_proposal(key, node.provider, data, clock.epoch)
+        answers.append((await client.send("POST", "/market/v1/deals", json_body=wire))[1]["body"])
+        await client.close()
+    try:
+        accepted = [a["deal_id"] for a in answers if a["accepted"]]
+        assert len(accepted) == 8 and node.service.reserved_bytes == 512
+        assert all("8 deals" in a["reason"] for a in answers if not a["accepted"])
+        clock.advance(11 * 60)  # past reservation_ttl
+        await node.service.collect_garbage()
+        assert {node.service.deals[d].state.value for d in accepted} == {"failed"}
+        clock.advance(2880 * EPOCH_SECONDS)
+        await node.service.collect_garbage()
+        assert not any(d in node.service.deals for d in accepted)
+        assert not list(node.service.store.deals_dir.iterdir())
+    finally:
+        await node.stop()
