@@ -26,7 +26,9 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def node(tmp_path: Path, clock: FakeClock) -> AsyncIterator[RunningNode]:
-    running = await start_node(make_node_config(tmp_path, capacity="1MiB"), clock)
+    # one client may reserve the whole 1 MiB here; tests/test_node_abuse.py covers the caps
+    caps = {"max_unpaid_reserved": "1MiB", "max_reserved_per_client": "1MiB"}
+    running = await start_node(make_node_config(tmp_path, capacity="1MiB", **caps), clock)
     yield running
     await running.stop()
 

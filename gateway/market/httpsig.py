@@ -35,7 +35,7 @@ __all__ = ["ReplayCache", "content_digest", "sign_request", "verify_request"]
 
 LABEL = "sig1"
 _PARAMS = re.compile(
-    r'^sig1=\((?P<components>[^)]*)\);created=(?P<created>\d+);keyid="(?P<keyid>[^"]+)";'
+    r'^sig1=\((?P<components>[^)]*)\);created=(?P<created>[0-9]{1,15});keyid="(?P<keyid>[^"]+)";'
     r'nonce="(?P<nonce>[A-Za-z0-9_-]{8,64})";alg="ed25519"$'
 )
 _SIGNATURE = re.compile(r"^sig1=:(?P<b64>[A-Za-z0-9+/=]+):$")
@@ -81,19 +81,42 @@ def sign_request(
 
 
 class ReplayCache:
-    """Nonces seen within the skew window (bounded; the oldest are forgotten first)."""
+    """Nonces seen within the skew window, bounded by ``max_entries``.
+
+    Entries leave only when no signature could still be fresh with them (older than twice the
+    window); when the cache is full of live ones the request is refused ("replay cache full"),
+    since forgetting a live nonce would let its request be replayed. ``record`` is a hook for
+    subclasses that persist what is added.
+    """
 
     def __init__(self, max_entries: int = 100_000) -> None:
         self.max_entries = max_entries
         self._seen: OrderedDict[tuple[str, str], int] = OrderedDict()
 
-    def check_and_add(self, keyid: str, nonce: str, created: int, now: int, window: int) -> None:
-        while self._seen and (next(iter(self._seen.values())) < now - 2 * window
-                              or len(self._seen) >= self.max_entries):  # fmt: skip
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def forget_before(self, oldest: int) -> None:
+        # insertion order is arrival order, and created is within the skew of arrival: an entry
+        # out of order by at most the window is kept a little longer, never dropped early
+        while self._seen and next(iter(self._seen.values())) < oldest:
             self._seen.popitem(last=False)
+
+    def check_and_add(self, keyid: str, nonce: str, created: int, now: int, window: int) -> None:
+        self.forget_before(now - 2 * window)
         if (keyid, nonce) in self._seen:
             raise _fail("replayed request (nonce already used)")
+        if len(self._seen) >= self.max_entries:
+            raise _fail("replay cache full; retry in a few seconds")
         self._seen[(keyid, nonce)] = created
+        self.record(keyid, nonce, created, now)
+
+    def add_known(self, keyid: str, nonce: str, created: int) -> None:
+        """Restore an entry (loading persisted state); no hook, no checks."""
+        self._seen[(keyid, nonce)] = created
+
+    def record(self, keyid: str, nonce: str, created: int, now: int) -> None:
+        """Called after an entry is added; persistent caches write it down."""
 
 
 def verify_request(
@@ -145,5 +168,6 @@ def verify_request(
         key.verify(_base(method, path, query, digest, params), raw)
     except (BadSignatureError, ValueError):
         raise _fail("signature does not verify") from None
-    replay.check_and_add(params_match["keyid"], params_match["nonce"], created, now, max_skew)
+    keyid = format_gateway_public(key)  # one spelling per key, whatever the header said
+    replay.check_and_add(keyid, params_match["nonce"], created, now, max_skew)
     return key

@@ -15,6 +15,7 @@ validated when built, so one that exists is well formed; ``from_body`` raises ``
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar, TypeVar
@@ -79,13 +80,21 @@ def open_signed(
     return body, key
 
 
+MAX_AMOUNT_DIGITS = 40  # attoFIL: 10**40 is ~10**13 times all FIL there will ever be
+_DECIMAL = re.compile(rf"[0-9]{{1,{MAX_AMOUNT_DIGITS}}}", re.ASCII)
+
+
 def _amount(value: Any, field: str) -> int:
+    # ASCII digits only and few of them: str.isdigit() admits "²", which int() refuses, and
+    # int() of 4,300+ digits raises; either would escape as a ValueError far from here
     if isinstance(value, int) and not isinstance(value, bool):
         amount = value
-    elif isinstance(value, str) and value.isdigit():
+    elif isinstance(value, str) and _DECIMAL.fullmatch(value):
         amount = int(value)
     else:
-        raise _fail("market", f"{field}: expected attoFIL as a decimal string")
+        raise _fail("market", f"{field}: expected attoFIL as 1..{MAX_AMOUNT_DIGITS} decimal digits")
+    if not 0 <= amount < 10**MAX_AMOUNT_DIGITS:
+        raise _fail("market", f"{field}: {MAX_AMOUNT_DIGITS}+ digit amounts are not accepted")
     return amount
 
 

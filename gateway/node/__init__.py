@@ -2,9 +2,12 @@
 
 HTTP API (exact wire formats): ``gateway/node/API.md``. Modules, one concept each:
 ``config`` ([node] TOML), ``deals`` (records + lifecycle table, pure), ``policy`` (deal terms,
-pure), ``ranges`` and ``ratelimit`` (pure), ``store`` (disk), ``prooftree`` (Merkle proofs),
-``service`` (state and operations), ``server`` (aiohttp routes), ``status``, ``announce`` (MQTT),
-``runner`` (start/stop), ``cli`` (``node init`` / ``node run``).
+pure), ``reservations`` (who holds space, for how long; pure), ``ranges``, ``bodies`` (bounded
+JSON) and ``ratelimit`` (pure), ``store`` (disk), ``replaylog`` (the replay cache on disk),
+``prooftree`` (Merkle proofs), ``service`` (state and operations) with ``pieces`` and
+``lifecycle``, ``server`` (aiohttp routes), ``connections`` (connection cap and timeouts),
+``quietlog`` (rate-limited logs), ``status``, ``announce`` (MQTT), ``runner`` (start/stop),
+``cli`` (``node init`` / ``node run``).
 """
 
 from gateway.node.cli import node_init_main, node_run_main

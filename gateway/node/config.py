@@ -49,6 +49,14 @@ _KEYS = (
     "rate_burst",
     "upload_rate",
     "upload_burst",
+    "reservation_ttl",
+    "max_reserved_per_client",
+    "max_reserved_per_address",
+    "max_unpaid_reserved",
+    "payment_grace",
+    "header_timeout",
+    "body_timeout",
+    "max_connections",
 )
 _MAX_PIECE = 1 << 40  # 1 TiB padded: far beyond anything a Pi-class node stores
 
@@ -84,6 +92,14 @@ class NodeConfig:
     rate_burst: int
     upload_rate: int  # bytes per second per client
     upload_burst: int
+    reservation_ttl: float  # an unpaid reservation lapses this long after acceptance
+    max_reserved_per_client: int  # bytes reserved by accepted, not yet uploaded deals
+    max_reserved_per_address: int
+    max_unpaid_reserved: int  # node-wide, by deals whose vouchers do not cover the reservation
+    payment_grace: float  # how far an active deal's vouchers may lag its price
+    header_timeout: float  # connect (or previous response) to a complete request head
+    body_timeout: float  # longest wait for the next bytes of a request body
+    max_connections: int  # lowered at start to fit the process's file-descriptor limit
 
     def with_changes(self, **changes: object) -> NodeConfig:
         """A copy with some fields replaced (tests)."""
@@ -135,16 +151,41 @@ def _broker(t: Table) -> tuple[str | None, str, int]:
     return url, parts.hostname, port
 
 
-def _node(data: dict[str, object], base: Path) -> NodeConfig:
-    if "node" not in data:
+def _bounded_duration(t: Table, name: str, default: str, low: float, high: float) -> float:
+    value = t.duration(name, default, minimum=low)
+    if value > high:
+        raise ConfigError(t.key(name), f"{value}s is too long", f"use {low}s..{high:.0f}s")
+    return value
+
+
+def _share(t: Table, name: str, default: int, capacity: int) -> int:
+    """A byte cap within capacity; the default follows capacity, an explicit value must fit."""
+    if name not in t.data:
+        return min(default, capacity)
+    value = t.size(name, default, minimum=128)
+    if value > capacity:
         raise ConfigError(
-            "node", "the file has no [node] section", "create one with: depin-gateway node init"
+            t.key(name), f"{value} bytes is more than capacity ({capacity})", "lower it"
         )
-    t = Table("node", data["node"], _KEYS)
-    listen, host, port = _listen(t)
-    public_url = t.optional_string("public_url")
-    if public_url is not None and not public_url.startswith(("http://", "https://")):
-        raise ConfigError(t.key("public_url"), "must start with http:// or https://")
+    return value
+
+
+def _abuse(t: Table, capacity: int) -> dict[str, object]:
+    """The keys that bound what clients may hold: reservations, payments, connections."""
+    return {
+        "reservation_ttl": _bounded_duration(t, "reservation_ttl", "10m", 1, 86_400),
+        "max_reserved_per_client": _share(t, "max_reserved_per_client", 1 << 30, capacity),
+        "max_reserved_per_address": _share(t, "max_reserved_per_address", 2 << 30, capacity),
+        "max_unpaid_reserved": _share(t, "max_unpaid_reserved", capacity // 2, capacity),
+        "payment_grace": _bounded_duration(t, "payment_grace", "3d", EPOCH_SECONDS, 540 * 86_400),
+        "header_timeout": _bounded_duration(t, "header_timeout", "10s", 0.05, 300),
+        "body_timeout": _bounded_duration(t, "body_timeout", "30s", 0.05, 3600),
+        "max_connections": t.integer("max_connections", 512, 4, 65_536),
+    }
+
+
+def _identity(t: Table, base: Path) -> tuple[Path, Path, str | None]:
+    """``data_dir``, the key file in it, and the optional ``provider_id``."""
     data_dir_text = t.string("data_dir", "")
     if not data_dir_text:
         raise ConfigError(t.key("data_dir"), "is required", 'e.g. data_dir = "/var/lib/depin-node"')
@@ -157,6 +198,20 @@ def _node(data: dict[str, object], base: Path) -> NodeConfig:
             f"{provider_id!r} cannot be an MQTT topic level",
             "use letters, digits, '-' and '_'",
         )
+    return data_dir, identity, provider_id
+
+
+def _node(data: dict[str, object], base: Path) -> NodeConfig:
+    if "node" not in data:
+        raise ConfigError(
+            "node", "the file has no [node] section", "create one with: depin-gateway node init"
+        )
+    t = Table("node", data["node"], _KEYS)
+    listen, host, port = _listen(t)
+    public_url = t.optional_string("public_url")
+    if public_url is not None and not public_url.startswith(("http://", "https://")):
+        raise ConfigError(t.key("public_url"), "must start with http:// or https://")
+    data_dir, identity, provider_id = _identity(t, base)
     min_piece = _padded(t, "min_piece_size", "128B")
     max_piece = _padded(t, "max_piece_size", "64MiB")
     if min_piece > max_piece:
@@ -201,6 +256,7 @@ def _node(data: dict[str, object], base: Path) -> NodeConfig:
         rate_burst=t.integer("rate_burst", 200, 1, 10**9),
         upload_rate=t.size("upload_rate", "64MiB", minimum=1024),
         upload_burst=t.size("upload_burst", "128MiB", minimum=1024),
+        **_abuse(t, capacity),  # type: ignore[arg-type]
     )
 
 
@@ -270,6 +326,19 @@ rate_requests = 50
 rate_burst = 200
 upload_rate = "64MiB"
 upload_burst = "128MiB"
+# Reservations (API.md "Capacity under abuse"): an accepted deal's space is held this long
+# waiting for its upload unless vouchers pay for it; caps per key, per address, and unpaid in all.
+reservation_ttl = "10m"
+# max_reserved_per_client = "1GiB"
+# max_reserved_per_address = "2GiB"
+# max_unpaid_reserved = "5GiB"     # default: half of capacity
+# An active deal whose vouchers lag its price by more than this is ended.
+payment_grace = "3d"
+# Connections: a request head must arrive within header_timeout of connecting (or of the previous
+# response), body bytes within body_timeout; at most max_connections (fitted to LimitNOFILE).
+header_timeout = "10s"
+body_timeout = "30s"
+max_connections = 512
 """
 
 

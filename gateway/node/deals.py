@@ -7,7 +7,9 @@ The lifecycle, one transition table (``TRANSITIONS``)::
       │     │     propose: valid, piece already held                                │
       │     └───────────────────────────────────────────────────────────────────────┤
       │                                             │ deadline: start_epoch         │ end: end_epoch
-      │ propose: policy says no                     │ passed, nothing uploaded      │ passed
+      │ propose: policy says no                     │ passed, nothing uploaded,     │ passed, or
+      │                                             │ or the reservation lapsed     │ unpaid: lags
+      │                                             │ (reservations.py)             │ the price
       ▼                                             ▼                               ▼
     rejected                                      failed                         expired
     (not persisted; a bounded in-memory                                             │ gc: piece
@@ -17,10 +19,12 @@ The lifecycle, one transition table (``TRANSITIONS``)::
 
 ``proposed`` is transient (the request being judged) and is never stored; an upload in progress
 is not a state either: it is not durable, so after a crash the deal is simply ``accepted`` again
-and the client retries. ``failed``, ``removed`` and ``rejected`` are terminal. Vouchers are
+and the client retries. ``failed``, ``removed`` and ``rejected`` are terminal; a ``failed`` record
+is deleted a day after it failed (``lifecycle.FAILED_KEPT_EPOCHS``). Vouchers are
 accepted while a deal is ``accepted``, ``active`` or ``expired`` (paying for service rendered).
 
-A record is stored as one JSON file per deal (``DealRecord.to_json``, format version 1).
+A record is stored as one JSON file per deal (``DealRecord.to_json``, format version 2: version 1
+plus ``reserved_until`` and ``client_address``; version 1 files are still read).
 """
 
 from __future__ import annotations
@@ -47,7 +51,8 @@ __all__ = [
     "next_state",
 ]
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2
+_READABLE = frozenset({1, 2})
 
 
 class DealState(enum.StrEnum):
@@ -67,6 +72,7 @@ class DealEvent(enum.StrEnum):
     UPLOADED = "uploaded"  # the piece is now held (this deal's upload or another's)
     DEADLINE = "deadline"  # start_epoch passed before the piece arrived
     END = "end"  # end_epoch passed
+    UNPAID = "unpaid"  # vouchers fell too far behind the price (reservations.payment_lapsed)
     GC = "gc"  # piece released (deleted unless another live deal holds it)
 
 
@@ -78,6 +84,7 @@ TRANSITIONS: Mapping[tuple[DealState, DealEvent], DealState] = {
     (S.ACCEPTED, E.UPLOADED): S.ACTIVE,
     (S.ACCEPTED, E.DEADLINE): S.FAILED,
     (S.ACTIVE, E.END): S.EXPIRED,
+    (S.ACTIVE, E.UNPAID): S.EXPIRED,
     (S.EXPIRED, E.GC): S.REMOVED,
 }
 PAYABLE = frozenset({S.ACCEPTED, S.ACTIVE, S.EXPIRED})
@@ -124,6 +131,8 @@ class DealRecord:
     updated_epoch: int
     reason: str = ""
     lanes: Mapping[int, LaneState] = field(default_factory=dict)
+    reserved_until: float = 0.0  # unix time an unpaid reservation lapses; 0: a version-1 record
+    client_address: str = ""  # remote address of the proposal (per-address reservation cap)
 
     @property
     def piece_cid(self) -> str:
@@ -150,7 +159,7 @@ class DealRecord:
         )
 
     def to_json(self) -> dict[str, Any]:
-        """The record file (version 1) and, minus ``version``, ``GET /market/v1/deals/<id>``."""
+        """The record file (version 2) and, minus ``version``, ``GET /market/v1/deals/<id>``."""
         p = self.proposal
         return {
             "version": RECORD_VERSION,
@@ -170,6 +179,8 @@ class DealRecord:
             "accepted_epoch": self.accepted_epoch,
             "updated_epoch": self.updated_epoch,
             "paid_total": str(self.paid_total),
+            "reserved_until": self.reserved_until,
+            "client_address": self.client_address,
             "lanes": {
                 str(lane): {"nonce": s.nonce, "amount": str(s.amount), "vouchers": s.vouchers}
                 for lane, s in sorted(self.lanes.items())
@@ -180,9 +191,9 @@ class DealRecord:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> DealRecord:
-        """Read a record file; raises ``InputError`` if it is not a valid version-1 record."""
+        """Read a record file; raises ``InputError`` if it is not a valid version 1 or 2 record."""
         try:
-            if data.get("version") != RECORD_VERSION:
+            if data.get("version") not in _READABLE:
                 raise InputError("deal", f"unsupported deal record version {data.get('version')}")
             proposal = DealProposal.from_body(data["proposal"]["body"])
             lanes = {
@@ -200,6 +211,8 @@ class DealRecord:
                 updated_epoch=int(data["updated_epoch"]),
                 reason=str(data.get("reason", "")),
                 lanes=lanes,
+                reserved_until=float(data.get("reserved_until", 0.0)),
+                client_address=str(data.get("client_address", "")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InputError("deal", f"damaged deal record: {exc!r}") from None

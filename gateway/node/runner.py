@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
 import threading
 import time
@@ -20,6 +21,8 @@ from gateway.errors import GatewayError
 from gateway.keys import load_identity
 from gateway.node.announce import Announcer
 from gateway.node.config import NodeConfig
+from gateway.node.connections import ConnectionGuard
+from gateway.node.quietlog import quiet_third_party_logs
 from gateway.node.server import make_app
 from gateway.node.service import NodeService
 from gateway.sdnotify import notify
@@ -28,6 +31,21 @@ __all__ = ["NodeThread", "RunningNode", "serve", "start_node"]
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
+_FD_RESERVE = 64  # descriptors kept for piece files, the replay log, threads and the broker
+
+
+def connection_cap(configured: int) -> int:
+    """``max_connections``, lowered to fit the soft ``RLIMIT_NOFILE`` (systemd LimitNOFILE):
+    past it accept() fails with EMFILE in a loop and nobody gets in."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or configured <= soft - _FD_RESERVE:
+        return configured
+    fitted = max(4, soft - _FD_RESERVE)
+    log.warning(
+        "max_connections %d lowered to %d to fit the file limit %d (raise LimitNOFILE)",
+        configured, fitted, soft,
+    )  # fmt: skip
+    return fitted
 
 
 @dataclass
@@ -37,6 +55,8 @@ class RunningNode:
     url: str
     announcer: Announcer | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    server: asyncio.Server | None = None
+    connections: ConnectionGuard | None = None
 
     @property
     def provider(self) -> str:
@@ -49,7 +69,10 @@ class RunningNode:
                 await task
         if self.announcer is not None:
             await self.announcer.stop()
+        if self.server is not None:
+            self.server.close()
         await self.runner.cleanup()
+        self.service.replay.close()
 
 
 async def _gc_loop(service: NodeService) -> None:
@@ -70,18 +93,29 @@ async def start_node(
     """Start serving ``config`` (``listen`` may use port 0); ``key`` defaults to the key file."""
     service = NodeService(config, key or load_identity(config.identity), clock, monotonic)
     await service.recover()
-    runner = web.AppRunner(make_app(service), access_log=None)
+    limiter = quiet_third_party_logs()
+    guard = ConnectionGuard(connection_cap(config.max_connections), config.header_timeout, limiter)
+    runner = web.AppRunner(
+        make_app(service, guard, limiter), access_log=None, keepalive_timeout=config.header_timeout
+    )
     await runner.setup()
+    handlers = runner.server
+    assert handlers is not None  # set by setup()
     try:
-        await web.TCPSite(runner, config.host, config.port).start()
+        server = await asyncio.get_running_loop().create_server(
+            guard.factory(handlers), config.host, config.port, reuse_address=True
+        )
     except OSError as exc:
         await runner.cleanup()
+        service.replay.close()
         raise GatewayError(f"node: cannot listen on {config.listen}: {exc.strerror}") from exc
-    host, port = runner.addresses[0][:2]
+    host, port = server.sockets[0].getsockname()[:2]
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     if config.public_url is None:
         service.url = url
-    node = RunningNode(service, runner, url)
+    service.connection_counts = guard.counts
+    node = RunningNode(service, runner, url, server=server, connections=guard)
+    node.tasks.append(asyncio.create_task(guard.run()))
     node.tasks.append(asyncio.create_task(_gc_loop(service)))
     if config.fleet_broker:
         node.announcer = Announcer(

@@ -35,6 +35,7 @@ def node_status(service: NodeService) -> dict[str, Any]:
         "deals": service.deal_counts(),
         "earnings": service.earnings(),
         "rejected": dict(sorted(service.refusals.items())),
+        "connections": dict(service.connection_counts),
     }
 
 
@@ -70,6 +71,15 @@ class _Collector(Collector):
         for reason, count in s["rejected"].items():
             rejected.add_metric([reason], count)
         yield rejected
+        connections = CounterMetricFamily(
+            "depin_node_connections_closed",
+            "Connections the node closed or refused, by reason",
+            labels=["reason"],
+        )
+        for reason, count in s["connections"].items():
+            if reason != "open":
+                connections.add_metric([reason], count)
+        yield connections
         yield GaugeMetricFamily("depin_node_uptime_seconds", "Uptime", value=s["uptime_s"])
 
 

@@ -141,6 +141,12 @@ class PieceStore:
         except OSError as exc:
             raise StorageError(str(self.deals_dir), f"cannot save deal: {exc}") from exc
 
+    def delete_deal(self, deal_id: str) -> None:
+        try:
+            (self.deals_dir / f"{deal_id}.json").unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(str(self.deals_dir), f"cannot delete deal: {exc}") from exc
+
     def load_deals(self) -> Iterator[DealRecord]:
         for path in sorted(self.deals_dir.glob("*.json")):
             try:

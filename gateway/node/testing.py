@@ -8,22 +8,37 @@ import io
 import json
 import os
 import secrets
-from collections.abc import AsyncIterable
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from nacl.signing import SigningKey
 
+from gateway.broker import free_port
 from gateway.keys import create_identity, format_gateway_public
 from gateway.market.epoch import epoch_at
 from gateway.market.httpsig import sign_request
 from gateway.market.messages import DealProposal
 from gateway.node.config import NodeConfig, node_config_from_string
 from gateway.piece.cid import piece_cid_v2
-from gateway.piece.commp import commp
+from gateway.piece.commp import PieceInfo, commp, unpadded_size
 
-__all__ = ["FakeClock", "SigningClient", "make_node_config", "make_proposal", "piece_of"]
+__all__ = [
+    "FakeClock",
+    "NodeProcess",
+    "SigningClient",
+    "fake_piece",
+    "make_node_config",
+    "make_proposal",
+    "piece_of",
+    "proposal_for",
+]
 
 START = 1_760_000_000.0  # 2025-10-09, a fixed "now" for tests
 
@@ -66,11 +81,24 @@ def piece_of(data: bytes) -> str:
     return str(piece_cid_v2(commp(data)))
 
 
+def fake_piece(padded_size: int) -> PieceInfo:
+    """A valid piece CID's info for a piece nobody has (reservations without the bytes)."""
+    root = os.urandom(31) + bytes([secrets.randbits(6)])
+    height = padded_size.bit_length() - 6  # 32 << height == padded_size
+    return PieceInfo(root, unpadded_size(padded_size), padded_size, height)
+
+
 def make_proposal(
     client: SigningKey, provider: str, data: bytes, epoch: int, **changes: Any
 ) -> dict[str, Any]:
     """A signed proposal for ``data`` starting 10 epochs after ``epoch``, lasting a day."""
-    info = commp(data)
+    return proposal_for(client, provider, commp(data), epoch, **changes)
+
+
+def proposal_for(
+    client: SigningKey, provider: str, info: PieceInfo, epoch: int, **changes: Any
+) -> dict[str, Any]:
+    """A signed proposal for the piece ``info`` (see ``make_proposal``)."""
     fields: dict[str, Any] = {
         "piece_cid": str(piece_cid_v2(info)),
         "piece_size": info.padded_size,
@@ -92,11 +120,15 @@ def make_proposal(
 class SigningClient:
     """An aiohttp session whose requests are signed (RFC 9421) by ``key`` at ``clock()``."""
 
-    def __init__(self, base_url: str, key: SigningKey, clock: Any) -> None:
+    def __init__(
+        self, base_url: str, key: SigningKey, clock: Any, local_addr: str | None = None
+    ) -> None:
+        """``local_addr``: connect from this loopback address (127.0.0.x are all ours)."""
         self.base = base_url.rstrip("/")
         self.key = key
         self.clock = clock
-        self.session = aiohttp.ClientSession()
+        connector = aiohttp.TCPConnector(local_addr=(local_addr, 0) if local_addr else None)
+        self.session = aiohttp.ClientSession(connector=connector)
 
     def headers(
         self, method: str, path: str, body: bytes, query: str = "", nonce: str | None = None
@@ -138,3 +170,83 @@ class SigningClient:
 
 def random_bytes(size: int) -> bytes:
     return os.urandom(size)
+
+
+class NodeProcess:
+    """``python -m gateway.node run`` as a child process on a free loopback port.
+
+    ``prefix`` runs it under another command (``["prlimit", "--nofile=256:256", "--"]``);
+    ``settings`` are ``[node]`` TOML values. Its log (stdout and stderr) goes to ``log_path``.
+    """
+
+    def __init__(self, directory: Path, prefix: Sequence[str] = (), **settings: Any) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.config_path = directory / "node.toml"
+        self.log_path = directory / "node.log"
+        values = {
+            "listen": self.url.removeprefix("http://"),
+            "data_dir": str(directory / "data"),
+            "rate_requests": 100000,
+            "rate_burst": 100000,
+            **settings,
+        }
+        text = "[node]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
+        self.config_path.write_text(text, encoding="utf-8")
+        self.config = node_config_from_string(text, self.config_path)
+        key = create_identity(self.config.identity)
+        self.provider = format_gateway_public(key.verify_key)
+        self.prefix = list(prefix)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def start(self, within: float = 30.0) -> None:
+        command = [*self.prefix, sys.executable, "-m", "gateway.node", "run"]
+        with open(self.log_path, "ab") as out:
+            self.process = subprocess.Popen(
+                [*command, "--config", str(self.config_path)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=Path(__file__).resolve().parents[2],
+            )
+        deadline = time.monotonic() + within
+        while not self._answers():
+            if self.process.poll() is not None:
+                raise AssertionError(f"node exited {self.process.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"node did not answer within {within} s:\n{self.log()}")
+            time.sleep(0.05)
+
+    def _answers(self) -> bool:
+        try:
+            # our own http:// URL, built in __init__
+            with urllib.request.urlopen(self.url + "/pdp/ping", timeout=2) as response:  # noqa: S310
+                return int(response.status) == 200
+        except OSError:
+            return False
+
+    def stop(self) -> int:
+        """SIGTERM, then the exit status (SIGKILL after 15 s)."""
+        if self.process is None:
+            return 0
+        process, self.process = self.process, None
+        if process.poll() is None:
+            process.terminate()
+        try:
+            return process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait(15)
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(15)
+            self.process = None
