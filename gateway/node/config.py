@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import urlsplit
 
+from gateway.config_checks import check_path, parse_host_port, parse_mqtt_url
 from gateway.config_table import Table, parse_toml
 from gateway.errors import ConfigError
 from gateway.market.epoch import EPOCH_SECONDS
@@ -116,10 +116,8 @@ class NodeConfig:
 
 def _listen(t: Table) -> tuple[str, str, int]:
     listen = t.string("listen", "127.0.0.1:8900")
-    host, sep, port_text = listen.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
-        raise ConfigError(t.key("listen"), f"{listen!r} is not host:port", 'e.g. "127.0.0.1:8900"')
-    return listen, host.strip("[]"), int(port_text)
+    host, port = parse_host_port(t.key("listen"), listen, '"127.0.0.1:8900"', allow_zero=True)
+    return listen, host, port
 
 
 def _padded(t: Table, name: str, default: str) -> int:
@@ -137,18 +135,8 @@ def _broker(t: Table) -> tuple[str | None, str, int]:
     url = t.optional_string("fleet_broker")
     if not url:
         return None, "", 0
-    parts = urlsplit(url)
-    try:
-        port = parts.port or 1883
-    except ValueError:
-        port = -1
-    if parts.scheme != "mqtt" or not parts.hostname or port <= 0:
-        raise ConfigError(
-            t.key("fleet_broker"),
-            f"{url!r} is not mqtt://host:port",
-            'e.g. "mqtt://127.0.0.1:1883"',
-        )
-    return url, parts.hostname, port
+    host, port = parse_mqtt_url(t.key("fleet_broker"), url)
+    return url, host, port
 
 
 def _bounded_duration(t: Table, name: str, default: str, low: float, high: float) -> float:
@@ -189,8 +177,8 @@ def _identity(t: Table, base: Path) -> tuple[Path, Path, str | None]:
     data_dir_text = t.string("data_dir", "")
     if not data_dir_text:
         raise ConfigError(t.key("data_dir"), "is required", 'e.g. data_dir = "/var/lib/depin-node"')
-    data_dir = (base / data_dir_text).resolve()
-    identity = (data_dir / t.string("identity", "node.key")).resolve()
+    data_dir = check_path(t.key("data_dir"), data_dir_text, base).resolve()
+    identity = check_path(t.key("identity"), t.string("identity", "node.key"), data_dir).resolve()
     provider_id = t.optional_string("provider_id")
     if provider_id is not None and (not provider_id or any(c in provider_id for c in "/+#\0 ")):
         raise ConfigError(
