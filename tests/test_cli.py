@@ -55,7 +55,7 @@ def test_init_with_owner_pub_uses_that_key(tmp_path: Path) -> None:
     assert load_config(tmp_path / "g.toml").owner.public_keys == (public,)
     assert not (tmp_path / "s" / "owner.key").exists()
     again = cli("owner-key", "--out", str(tmp_path / "owner.key"))
-    assert again.returncode == 1 and "refusing to overwrite" in again.stderr
+    assert again.returncode == 2 and "refusing to overwrite" in again.stderr
 
 
 def test_status_json_has_the_stable_fields_and_no_secrets(
