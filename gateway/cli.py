@@ -26,8 +26,8 @@ from gateway.cli_checks import (
 )
 from gateway.cli_init import cmd_init
 from gateway.config import Config, load_config
-from gateway.config_checks import parse_host_port, parse_mqtt_url
-from gateway.errors import ConfigError, GatewayError, one_line
+from gateway.config_checks import parse_host_port, parse_http_url, parse_mqtt_url
+from gateway.errors import ConfigError, GatewayError, KeyMaterialError, one_line
 
 __all__ = ["main"]
 
@@ -37,6 +37,18 @@ EXIT_USAGE = 2
 
 def _config(args: argparse.Namespace) -> Config:
     return load_config(args.config)
+
+
+def _state_config(args: argparse.Namespace) -> Config:
+    """The config of a command that reads the state directory: it must hold an identity."""
+    config = _config(args)
+    if not (config.state_dir / "identity.key").is_file():
+        raise ConfigError(
+            "gateway.state_dir",
+            f"{config.state_dir} holds no gateway state (no identity.key)",
+            f"check gateway.state_dir in {args.config}, or run depin-gateway init",
+        )
+    return config
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -112,7 +124,7 @@ def _network_restore_args(args: argparse.Namespace) -> tuple[str, str, list[str]
         from gateway.deals.book import Book
         from gateway.deals.eventlog import EventLog
 
-        config = _config(args)
+        config = _state_config(args)
         genesis = config.state_dir / "identity-genesis.pub"
         key = key or (genesis.read_text().strip() if genesis.exists() else None)
         book = Book()
@@ -123,6 +135,13 @@ def _network_restore_args(args: argparse.Namespace) -> tuple[str, str, list[str]
     for name, value in (("--gateway-key", key), ("--head", head), ("--nodes", nodes)):
         if not value:
             raise ConfigError("restore", f"{name} is needed with --from-network", f"pass {name}")
+    from gateway.keys import parse_gateway_public
+
+    try:
+        parse_gateway_public(str(key))
+    except KeyMaterialError as exc:
+        raise ConfigError("--gateway-key", exc.reason, "it is in status as public_key") from None
+    nodes = [parse_http_url("--nodes", url) for url in nodes]
     return str(key), str(head), nodes, str(owner)
 
 
@@ -136,7 +155,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
         key, head, nodes, owner = _network_restore_args(args)
     else:
-        config = _config(args)
+        config = _state_config(args)
     if args.owner_key is not None and not Path(args.owner_key).is_file():
         raise ConfigError("--owner-key", f"{args.owner_key} is not a file", "give the owner.key")
     with atomic_output(out_path) as out:  # never leaves partial output behind
@@ -155,7 +174,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from gateway.restore_local import verify_local
 
-    report = verify_local(_config(args))
+    report = verify_local(_state_config(args))
     for problem in report.problems:
         print(f"FAIL {problem}")
     if not report.ok:
@@ -174,7 +193,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_export_car(args: argparse.Namespace) -> int:
     from gateway.export_car import export_car
 
-    count, root = export_car(_config(args), out_file("--out", args.out))
+    count, root = export_car(_state_config(args), out_file("--out", args.out))
     print(f"wrote {count} batch headers to {args.out} (root {root})")
     return 0
 
@@ -183,7 +202,7 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
     from gateway.identity import Identity
     from gateway.keys import format_gateway_public
 
-    identity = Identity(_config(args).state_dir)
+    identity = Identity(_state_config(args).state_dir)
     if identity.pending() is not None:
         raise GatewayError("a rotation is already pending; it completes with the next sealed batch")
     new = identity.start_rotation()
@@ -209,6 +228,10 @@ def cmd_owner_key(args: argparse.Namespace) -> int:
 def cmd_piece_cid(args: argparse.Namespace) -> int:
     from gateway.piece.cli import piece_cid_main
 
+    for name in args.files:
+        if not Path(name).is_file():
+            what = "is a directory" if Path(name).is_dir() else "is not a readable file"
+            raise ConfigError("FILE", f"{name} {what}", "give the files to measure")
     return piece_cid_main(args.files, args.json, sys.stdout)
 
 
@@ -226,11 +249,11 @@ def cmd_node(args: argparse.Namespace) -> int:
             raise ConfigError(
                 "node init", "--data-dir is required", "e.g. --data-dir /var/lib/depin-node"
             )
-        ensure_dir("--data-dir", args.data_dir)
         if args.listen is not None:
             parse_host_port("--listen", args.listen, "--listen 127.0.0.1:8900", allow_zero=True)
         if Path(args.config).is_dir():
             raise ConfigError("--config", f"{args.config} is a directory", "give a file name")
+        ensure_dir("--data-dir", args.data_dir)
         return node_init_main(args.config, args.data_dir, args.listen)
     return node_run_main(args.config)
 

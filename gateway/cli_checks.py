@@ -108,8 +108,13 @@ def check_listen_free(key: str, listen: str, allow_zero: bool = False) -> None:
 
 
 def preflight_run(config_path: Path | None, state_dir: Path, listen: str) -> None:
-    """What ``run`` needs from the host before it starts anything."""
-    ensure_dir("gateway.state_dir", state_dir)
+    """What ``run`` needs from the host before it starts anything. The state directory is not
+    created here: without the identity init puts in it the daemon could not start anyway."""
+    if state_dir.exists() and not state_dir.is_dir():
+        raise ConfigError("gateway.state_dir", f"{state_dir} is not a directory", "fix the path")
+    if state_dir.is_dir() and not os.access(state_dir, os.W_OK | os.X_OK):
+        raise ConfigError("gateway.state_dir", f"{state_dir} is not writable",
+                          "run as the user that owns it, or fix its permissions")  # fmt: skip
     if not (state_dir / "identity.key").exists():
         raise ConfigError(
             "gateway.state_dir",

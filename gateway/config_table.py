@@ -89,18 +89,19 @@ class Table:
         self, name: str, default: str, minimum: float = 0.0, maximum: float = MAX_DURATION
     ) -> float:
         """Seconds, finite and within ``minimum..maximum`` (both inclusive)."""
-        value = self._parsed(name, default, parse_duration, '"60s"')
+        value = self._parsed(name, default, parse_duration, f'"{default}"')
         if not minimum <= value <= maximum:
             raise ConfigError(
                 self.key(name),
                 f"{format_duration(value)} is out of range",
-                f"use {format_duration(minimum)}..{format_duration(maximum)}",
+                f"use {format_duration(minimum)}..{format_duration(maximum)},"
+                f" {_seconds(minimum)}..{_seconds(maximum)} seconds",
             )
         return value
 
     def size(self, name: str, default: str | int, minimum: int = 0, maximum: int = MAX_SIZE) -> int:
         """Bytes within ``minimum..maximum`` (both inclusive)."""
-        value = self._parsed(name, default, parse_size, '"512MiB"')
+        value = self._parsed(name, default, parse_size, _size_example(default))
         if not minimum <= value <= maximum:
             raise ConfigError(
                 self.key(name),
@@ -127,6 +128,14 @@ class Table:
 
     def table(self, name: str, known: tuple[str, ...]) -> Table:
         return Table(self.key(name), self.data.get(name, {}), known)
+
+
+def _seconds(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _size_example(default: str | int) -> str:
+    return f'"{default}"' if isinstance(default, str) else str(default)
 
 
 def _show(value: object) -> str:
