@@ -58,7 +58,7 @@ def drivers_main(
     frame = _frame_bytes(frame_hex)
     try:
         if driver == "modbus" and "registers" not in options:
-            from drivers.modbus import decode_raw
+            from drivers.modbus_raw import decode_raw
 
             event = decode_raw(frame, options)  # a map is what polling needs, not decoding
         else:

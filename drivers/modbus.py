@@ -8,8 +8,9 @@ Options (strings, from ``[[serial]] options``):
 
 - ``unit``: slave address 1-247 (default 1).
 - ``function``: 3 (read holding registers, default) or 4 (read input registers).
-- ``registers``: the register map, required for polling; see below. Without it, ``decode_raw``
-  (``drivers decode modbus HEX``) shows a response's words as raw u16 registers.
+- ``registers``: the register map, required for polling; see below. Without it,
+  ``drivers decode modbus HEX`` shows a response's words as raw u16 registers
+  (``drivers/modbus_raw.py``).
 - ``interval``: time between polls, e.g. "10s" (default "10s").
 
 Register map: comma-separated entries ``name:address:type[:order[:scale[:unit]]]``::
@@ -39,7 +40,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import ClassVar
 
-from drivers.base import Driver, FrameBad, FrameEvent, FrameOk, Measurement, Options, Scalar
+from drivers.base import Driver, FrameBad, FrameEvent, FrameOk, Measurement, Options
 from gateway.errors import ConfigError, FrameError
 from gateway.units import parse_duration
 
@@ -50,9 +51,9 @@ __all__ = [
     "build_request",
     "build_response",
     "crc16",
-    "decode_raw",
     "decode_value",
     "encode_value",
+    "int_option",
     "parse_registers",
     "parse_response",
 ]
@@ -133,41 +134,6 @@ def parse_response(frame: bytes, unit: int, function: int) -> tuple[int, ...]:
     if count % 2:
         raise bad(f"byte count {count} is odd; registers are 2 bytes each")
     return struct.unpack(f">{count // 2}H", frame[3:-2])
-
-
-RAW_HINT = (
-    "no register map: raw u16 words r0, r1, ... from the first requested address; name and "
-    "type them with --option registers=name:address:type[:order[:scale[:unit]]], "
-    "e.g. --option registers=voltage:0:f32:abcd:1:V,current:2:u16::0.01:A"
-)
-
-
-def decode_raw(frame: bytes, options: Options | None = None) -> FrameOk:
-    """A response without a register map (``drivers decode modbus HEX``): its words as u16.
-
-    Unit and function come from the frame unless the ``unit``/``function`` options say what to
-    expect; an exception response still raises FrameError naming the exception."""
-    options = dict(options or {})
-    for key in options:
-        if key not in Modbus.OPTIONS:
-            raise ConfigError(
-                f"options.{key}", "unknown option", "use " + ", ".join(Modbus.OPTIONS)
-            )
-    frame = bytes(frame)
-    if len(frame) < 2:
-        raise FrameError("modbus", f"frame is {len(frame)} bytes, a response has at least 5", frame)
-    fix = "the slave address, 1-247"
-    unit = _int_option(options, "unit", default=frame[0], low=1, high=247, fix=fix)
-    function = _int_option(
-        options, "function", default=frame[1] & ~EXCEPTION_BIT, low=0, high=127, fix="3 or 4"
-    )
-    if function not in FUNCTIONS:
-        raise FrameError("modbus", f"function {function:02X} is not 03 or 04 (a register read)")
-    words = parse_response(frame, unit, function)
-    values = {f"r{index}": Measurement(word) for index, word in enumerate(words)}
-    meta: dict[str, Scalar] = {"unit": unit, "function": function, "type": "u16",
-                               "registers": len(words), "hint": RAW_HINT}  # fmt: skip
-    return FrameOk(frame, values, kind="raw_registers", meta=meta)
 
 
 def _wire_order(type_: str, order: str) -> str:
@@ -294,7 +260,8 @@ def _parse_entry(entry: str) -> Register:
     return Register(name, address, type_, order, scale, unit or None)
 
 
-def _int_option(options: Options, key: str, *, default: int, low: int, high: int, fix: str) -> int:
+def int_option(options: Options, key: str, *, default: int, low: int, high: int, fix: str) -> int:
+    """A decimal option in ``low..high``, or ConfigError naming ``options.KEY``."""
     text = options.get(key, str(default)).strip()
     value = int(text) if text.isdigit() and text.isascii() else -1
     if not low <= value <= high:
@@ -320,10 +287,10 @@ class Modbus(Driver):
                 fix = "use " + ", ".join(self.OPTIONS)
                 raise ConfigError(f"options.{key}", "unknown option", fix)
         # MBSL §2.2: 0 is broadcast (never answered), 1-247 are slaves, 248-255 reserved.
-        self.unit = _int_option(
+        self.unit = int_option(
             self.options, "unit", default=1, low=1, high=247, fix="the slave address, 1-247"
         )
-        self.function = _int_option(
+        self.function = int_option(
             self.options, "function", default=3, low=3, high=4, fix="3 (holding) or 4 (input)"
         )
         if "registers" not in self.options:

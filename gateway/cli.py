@@ -309,6 +309,18 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
+    _gateway_commands(add)
+    _tool_commands(add)
+    from gateway.chain.cli import add_parser as add_wallet_parser
+
+    add_wallet_parser(sub)
+    return parser
+
+
+_Add = Callable[..., argparse.ArgumentParser]
+
+
+def _gateway_commands(add: _Add) -> None:
     p = add("init", cmd_init, "write a commented config and a new identity key")
     p.add_argument("--state-dir", help="state directory (default /var/lib/depin-gateway)")
     p.add_argument("--owner-pub", help="owner X25519 public key (x25519:...) that can decrypt")
@@ -331,6 +343,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="CAR file to write")
     p = add("owner-key", cmd_owner_key, "create an owner key pair (X25519)", config=False)
     p.add_argument("--out", required=True, help="secret key file to create (mode 0600)")
+
+
+def _tool_commands(add: _Add) -> None:
     p = add(
         "piece-cid",
         cmd_piece_cid,
@@ -362,10 +377,6 @@ def _parser() -> argparse.ArgumentParser:
         "--rate", type=finite_positive, default=200.0, help="readings per second in total"
     )
     p.add_argument("--workdir", help="where to keep the demo state (default: a temp dir)")
-    from gateway.chain.cli import add_parser as add_wallet_parser
-
-    add_wallet_parser(sub)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

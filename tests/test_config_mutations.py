@@ -271,3 +271,28 @@ def test_the_daemon_either_exits_2_in_one_line_or_becomes_healthy(
         assert "Traceback" not in stderr, stderr
         assert stderr.strip() and stderr.strip().count("\n") == 0, stderr
         assert stderr.startswith("depin-gateway: config: "), stderr
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_every_node_config_mutation_loads_or_names_the_key(
+    data: st.DataObject, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The ``[node]`` section that ``node init`` writes gets the same treatment."""
+    from gateway.node.config import load_node_config, render_node_config
+
+    where = tmp_path_factory.getbasetemp()
+    keys = tomllib.loads(render_node_config(where / "node-data"))["node"]
+    base = {"node": {k: toml_value(v) for k, v in keys.items()}}
+    extra = ("public_url", "provider_id", "fleet_broker")
+    changes = data.draw(mutations(sorted({("node", k) for k in (*keys, *extra)})))
+    path = where / "node-mutated.toml"
+    path.write_text(apply(base, changes))
+    try:
+        config = load_node_config(path)
+    except ConfigError as error:
+        check_error(error, changes)
+    else:
+        for name, number in _numbers(config, "node"):
+            assert math.isfinite(number) and 0 <= number <= 10**30, (name, number)
+        assert config.host and 0 <= config.port <= 65535

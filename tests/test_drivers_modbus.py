@@ -24,12 +24,12 @@ from drivers.modbus import (
     build_request,
     build_response,
     crc16,
-    decode_raw,
     decode_value,
     encode_value,
     parse_registers,
     parse_response,
 )
+from drivers.modbus_raw import decode_raw
 from drivers.registry import create
 from gateway.errors import ConfigError, FrameError
 

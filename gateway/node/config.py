@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from gateway.config_checks import check_path, parse_host_port, parse_mqtt_url
+from gateway.config_checks import check_path, parse_host_port, parse_http_url, parse_mqtt_url
 from gateway.config_table import Table, parse_toml
 from gateway.errors import ConfigError
 from gateway.market.epoch import EPOCH_SECONDS
@@ -197,8 +197,8 @@ def _node(data: dict[str, object], base: Path) -> NodeConfig:
     t = Table("node", data["node"], _KEYS)
     listen, host, port = _listen(t)
     public_url = t.optional_string("public_url")
-    if public_url is not None and not public_url.startswith(("http://", "https://")):
-        raise ConfigError(t.key("public_url"), "must start with http:// or https://")
+    if public_url is not None:
+        public_url = parse_http_url(t.key("public_url"), public_url)
     data_dir, identity, provider_id = _identity(t, base)
     min_piece = _padded(t, "min_piece_size", "128B")
     max_piece = _padded(t, "max_piece_size", "64MiB")
