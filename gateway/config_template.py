@@ -6,7 +6,7 @@ __all__ = ["render_config"]
 
 _TEMPLATE = """\
 # depin-gateway configuration (TOML). Durations: "250ms", "60s", "5m". Sizes: "64KiB", "512MiB".
-# Every key is validated at start; an error names the key and the fix.
+# Every key is validated at start; an error names the key, its allowed range and the fix.
 
 [gateway]
 id = "{gateway_id}"                # appears in MQTT topics and heartbeats: letters, digits, - and _
@@ -17,7 +17,7 @@ low_watermark = 0.85               # ... and resume below this one
 
 [spool]
 segment_size = "16MiB"             # write-ahead log segment files
-commit_interval = "10ms"           # group commit: at most this long between a reading and its fsync
+commit_interval = "10ms"           # 0s..10s: at most this long between a reading and its fsync
 commit_max_readings = 2000         # ... or this many readings, whichever comes first
 dedup_window = 100000              # remembered message keys for exactly-once (see README)
 
@@ -28,8 +28,8 @@ port = {mqtt_port}
 # client_id = "depin-gateway-{gateway_id}"   # fixed, so the broker keeps our persistent session
 topics = [{{ filter = "sensors/#", format = "json" }}]  # format: any | utf8 | json
 qos = 1                            # 2 is accepted from publishers; we subscribe at 1 (see README)
-session_expiry = "7d"              # how long the broker keeps our queue while we are down
-receive_maximum = 1000             # MQTT 5 in-flight window; too small and throughput collapses
+session_expiry = "7d"              # how long the broker keeps our queue while we are down (>= 60s)
+receive_maximum = 1000             # MQTT 5 in-flight window, 1..65535; too small, throughput drops
 max_payload = "256KiB"             # larger messages are quarantined (and acked)
 quarantine_size = "16MiB"          # bounded store of rejected messages
 # username = "gateway"
