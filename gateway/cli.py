@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 from gateway import __version__
 from gateway.cli_checks import (
-    ensure_dir,
+    check_dir_arg,
     finite_positive,
     gateway_id_arg,
     out_file,
@@ -26,7 +26,7 @@ from gateway.cli_checks import (
 )
 from gateway.cli_init import cmd_init
 from gateway.config import Config, load_config
-from gateway.config_checks import parse_host_port, parse_http_url, parse_mqtt_url
+from gateway.config_checks import check_path, parse_host_port, parse_http_url, parse_mqtt_url
 from gateway.errors import ConfigError, GatewayError, KeyMaterialError, one_line
 
 __all__ = ["main"]
@@ -156,7 +156,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
         key, head, nodes, owner = _network_restore_args(args)
     else:
         config = _state_config(args)
-    if args.owner_key is not None and not Path(args.owner_key).is_file():
+    if (
+        args.owner_key is not None
+        and not check_path("--owner-key", args.owner_key, Path.cwd()).is_file()
+    ):
         raise ConfigError("--owner-key", f"{args.owner_key} is not a file", "give the owner.key")
     with atomic_output(out_path) as out:  # never leaves partial output behind
         if args.from_network:
@@ -229,8 +232,9 @@ def cmd_piece_cid(args: argparse.Namespace) -> int:
     from gateway.piece.cli import piece_cid_main
 
     for name in args.files:
-        if not Path(name).is_file():
-            what = "is a directory" if Path(name).is_dir() else "is not a readable file"
+        path = check_path("FILE", name, Path.cwd())
+        if not path.is_file():
+            what = "is a directory" if path.is_dir() else "is not a readable file"
             raise ConfigError("FILE", f"{name} {what}", "give the files to measure")
     return piece_cid_main(args.files, args.json, sys.stdout)
 
@@ -251,9 +255,12 @@ def cmd_node(args: argparse.Namespace) -> int:
             )
         if args.listen is not None:
             parse_host_port("--listen", args.listen, "--listen 127.0.0.1:8900", allow_zero=True)
-        if Path(args.config).is_dir():
-            raise ConfigError("--config", f"{args.config} is a directory", "give a file name")
-        ensure_dir("--data-dir", args.data_dir)
+        config = check_path("--config", args.config, Path.cwd())
+        if config.exists():
+            what = "is a directory" if config.is_dir() else "exists; refusing to overwrite it"
+            raise ConfigError("--config", f"{config} {what}", "choose another --config path")
+        check_dir_arg("--config", config.parent)
+        check_dir_arg("--data-dir", args.data_dir)
         return node_init_main(args.config, args.data_dir, args.listen)
     return node_run_main(args.config)
 
@@ -282,7 +289,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
     if args.workdir is not None:
-        ensure_dir("--workdir", args.workdir)
+        check_dir_arg("--workdir", args.workdir)
     return run_demo(duration=args.duration, workdir=args.workdir, rate=args.rate)
 
 

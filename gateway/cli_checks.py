@@ -19,6 +19,7 @@ from gateway.config_checks import check_gateway_id, check_path, parse_host_port
 from gateway.errors import ConfigError
 
 __all__ = [
+    "check_dir_arg",
     "check_listen_free",
     "ensure_dir",
     "finite_positive",
@@ -122,3 +123,21 @@ def preflight_run(config_path: Path | None, state_dir: Path, listen: str) -> Non
             f"run: depin-gateway init --config {config_path or 'CONFIG'}",
         )
     check_listen_free("status.listen", listen)
+
+
+def check_dir_arg(argument: str, text: str | Path) -> Path:
+    """A directory that exists or could be created (its nearest existing ancestor is a
+    writable directory). Creates nothing: a later check may still fail."""
+    path = _path(argument, str(text))
+    if path.exists() and not path.is_dir():
+        raise ConfigError(argument, f"{path} is a file", "give a directory")
+    ancestor = path
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(argument, f"{ancestor} is a file", "give a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ConfigError(
+            argument, f"{ancestor} is not writable", "choose a directory you can write"
+        )
+    return path

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from nacl.public import PrivateKey
 
-from gateway.cli_checks import ensure_dir
+from gateway.cli_checks import check_dir_arg, ensure_dir
 from gateway.config import config_from_string, load_config
 from gateway.config_checks import check_gateway_id, check_path
 from gateway.errors import ConfigError, KeyMaterialError
@@ -56,18 +56,22 @@ def cmd_init(args: argparse.Namespace) -> int:
     from gateway.restore import atomic_output
 
     config_path = check_path("--config", args.config, Path.cwd())
-    state_dir = check_path("--state-dir", args.state_dir or "/var/lib/depin-gateway", Path.cwd())
+    # `--state-dir ""` is a mistake to report, not a request for the default.
+    default = "/var/lib/depin-gateway" if args.state_dir is None else args.state_dir
+    state_dir = check_path("--state-dir", default, Path.cwd())
     if config_path.is_dir():
         raise ConfigError("--config", f"{config_path} is a directory", "give a file name")
     text, owner = None, None
     if config_path.exists():
-        print(f"config {config_path} exists; leaving it as it is", file=sys.stderr)
         load_config(config_path)  # an existing config must be valid before keys are added
+        print(f"config {config_path} exists; leaving it as it is", file=sys.stderr)
     else:
         gateway_id = check_gateway_id("--id", args.id or _default_id())
         owner_keys, owner = _owner_keys(args, state_dir)
         text = render_config(gateway_id, str(state_dir), owner_keys, args.mqtt_port)
         config_from_string(text, config_path)  # what we write must be valid: check it first
+    check_dir_arg("--config", config_path.parent)  # both checked before either is created
+    check_dir_arg("--state-dir", state_dir)
     ensure_dir("--config", config_path.parent, mode=0o755)
     ensure_dir("--state-dir", state_dir)
     created: list[Path] = []

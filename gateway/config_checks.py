@@ -146,7 +146,10 @@ def check_path(key: str, text: str, base: Path) -> Path:
         raise ConfigError(key, "is empty", "give a path")
     if "\0" in text:
         raise ConfigError(key, "contains a NUL character", "remove it")
-    raw = text.encode("utf-8", "surrogateescape")
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes from argv: a TOML config cannot hold them
+        raise ConfigError(key, "is not valid UTF-8", "use a path that is valid UTF-8") from None
     if len(raw) >= _PATH_MAX or any(len(part) > _NAME_MAX for part in raw.split(b"/")):
         raise ConfigError(
             key, "is too long", f"a path is < {_PATH_MAX} bytes, each name <= {_NAME_MAX} bytes"

@@ -7,6 +7,7 @@ Shared by the gateway config (``gateway/config.py``) and the storage node config
 from __future__ import annotations
 
 import difflib
+import json
 import tomllib
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -15,7 +16,7 @@ from gateway.config_checks import MAX_DURATION, MAX_SIZE, MQTT_MAX_STRING
 from gateway.errors import ConfigError
 from gateway.units import format_duration, format_size, parse_duration, parse_size
 
-__all__ = ["Table", "parse_toml"]
+__all__ = ["Table", "parse_toml", "toml_string"]
 
 T = TypeVar("T")
 
@@ -146,6 +147,12 @@ def _show(value: object) -> str:
 
 def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
     return kind if isinstance(kind, tuple) else (kind,)
+
+
+def toml_string(value: str) -> str:
+    """``value`` as a TOML basic string, for the configs ``init`` writes. JSON's escapes are all
+    valid TOML, except that TOML also forbids a raw DEL, and non-ASCII stays readable."""
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def parse_toml(text: str) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gateway.config_table import toml_string
+
 __all__ = ["render_config"]
 
 _TEMPLATE = """\
@@ -9,8 +11,8 @@ _TEMPLATE = """\
 # Every key is validated at start; an error names the key, its allowed range and the fix.
 
 [gateway]
-id = "{gateway_id}"                # appears in MQTT topics and heartbeats: letters, digits, - and _
-state_dir = "{state_dir}"          # spool, vault, keys (identity.key is created here, mode 0600)
+id = {gateway_id}                  # appears in MQTT topics and heartbeats: letters, digits, - and _
+state_dir = {state_dir}            # spool, vault, keys (identity.key is created here, mode 0600)
 disk_budget = "512MiB"             # spool + quarantine + sealed batches must fit in this
 high_watermark = 0.95              # at this fraction of the budget, stop acking (backpressure)
 low_watermark = 0.85               # ... and resume below this one
@@ -25,7 +27,7 @@ dedup_window = 100000              # remembered message keys for exactly-once (s
 enabled = true
 host = "127.0.0.1"
 port = {mqtt_port}
-# client_id = "depin-gateway-{gateway_id}"   # fixed, so the broker keeps our persistent session
+# client_id = "depin-gateway-{raw_id}"   # fixed, so the broker keeps our persistent session
 topics = [{{ filter = "sensors/#", format = "json" }}]  # format: any | utf8 | json
 qos = 1                            # 2 is accepted from publishers; we subscribe at 1 (see README)
 session_expiry = "7d"              # how long the broker keeps our queue while we are down (>= 60s)
@@ -81,7 +83,11 @@ heartbeat_interval = "60s"
 def render_config(
     gateway_id: str, state_dir: str, owner_keys: list[str], mqtt_port: int = 1883
 ) -> str:
-    keys = ", ".join(f'"{key}"' for key in owner_keys)
+    keys = ", ".join(toml_string(key) for key in owner_keys)
     return _TEMPLATE.format(
-        gateway_id=gateway_id, state_dir=state_dir, owner_keys=keys, mqtt_port=mqtt_port
+        gateway_id=toml_string(gateway_id),
+        raw_id=gateway_id,  # only in a comment; init has checked it is letters, digits, - and _
+        state_dir=toml_string(state_dir),
+        owner_keys=keys,
+        mqtt_port=mqtt_port,
     )

@@ -8,12 +8,11 @@ commented file ``node init`` writes.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gateway.config_checks import check_path, parse_host_port, parse_http_url, parse_mqtt_url
-from gateway.config_table import Table, parse_toml
+from gateway.config_table import Table, parse_toml, toml_string
 from gateway.errors import ConfigError
 from gateway.market.epoch import EPOCH_SECONDS
 
@@ -332,5 +331,5 @@ max_connections = 512
 
 def render_node_config(data_dir: Path, listen: str | None = None) -> str:
     return NODE_TEMPLATE.format(
-        listen=json.dumps(listen or "127.0.0.1:8900"), data_dir=json.dumps(str(data_dir))
+        listen=toml_string(listen or "127.0.0.1:8900"), data_dir=toml_string(str(data_dir))
     )
