@@ -233,3 +233,14 @@ def test_status_server_bind_failure_is_a_config_error() -> None:
         with pytest.raises(ConfigError) as info:
             asyncio.run(start_status_server(never, "127.0.0.1", taken.getsockname()[1]))
     assert info.value.key == "status.listen"
+
+
+@pytest.mark.parametrize(("duration", "rate"), [(60.0, 0.0), (float("nan"), 1.0), (1.0, -5.0)])
+def test_run_demo_refuses_rates_and_durations_that_never_end_before_starting(
+    duration: float, rate: float
+) -> None:
+    from gateway.demo import run_demo
+    from gateway.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="finite number > 0"):
+        run_demo(duration=duration, rate=rate)

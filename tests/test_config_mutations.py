@@ -59,7 +59,17 @@ UNREACHABLE = {"mqtt.host", "mqtt.port", "mqtt.tls", "mqtt.username", "mqtt.pass
                "mqtt.password_file", "mqtt.ca_file", "mqtt.cert_file", "mqtt.key_file",
                "mqtt.enabled", "mqtt.topics", "mqtt.client_id"}  # fmt: skip
 
-HOST_DEFAULTS = {("delete", "gateway", "state_dir"), ("delete", "status", "listen")}
+HOST_DEFAULTS = {("gateway", "state_dir"), ("status", "listen")}
+
+
+def _uses_host_defaults(change: tuple[str, str, str, str]) -> bool:
+    """Would fall back to /var/lib/depin-gateway or port 8787 of the host running the test."""
+    op, section, key, _ = change
+    if op == "section":
+        return section in {s for s, _ in HOST_DEFAULTS}
+    return op == "delete" and (section, key) in HOST_DEFAULTS
+
+
 HOSTILE = [
     "nan", "inf", "-inf", "-1", "0", "1", str(2**64), str(2**63), "-0.0", "1.5", "1e308",
     '""', '" "', '"\\u0000"', '"a\\u0000b"', "[]", "[1, 2]", '["a", "b"]', "{}", "{a = 1}",
@@ -86,9 +96,10 @@ def toml_value(value: Any) -> str:
     raise AssertionError(f"unexpected TOML value {value!r}")
 
 
-def render(sections: dict[str, dict[str, str]]) -> str:
-    """Sections of key -> TOML literal text, ``serial`` as one [[serial]] entry."""
-    lines = []
+def render(sections: dict[str, dict[str, str]], top: dict[str, str] | None = None) -> str:
+    """Sections of key -> TOML literal text, ``serial`` as one [[serial]] entry; ``top`` holds
+    top-level assignments (a section replaced by a plain value)."""
+    lines = [f"{json.dumps(key)} = {text}" for key, text in (top or {}).items()]
     for name, keys in sections.items():
         lines.append(f"[[{name}]]" if name == "serial" else f"[{name}]")
         lines += [f"{json.dumps(key)} = {text}" for key, text in keys.items()]
@@ -139,21 +150,26 @@ def mutations(draw: st.DrawFn, choices: list[tuple[str, str]]) -> list[tuple[str
     result = []
     for _ in range(count):
         section, key = draw(st.sampled_from(choices))
-        op = draw(st.sampled_from(["delete", "set", "set", "set", "unknown"]))
+        op = draw(st.sampled_from(["delete", "set", "set", "set", "unknown", "section"]))
         result.append((op, section, key, draw(values)))
     return result
 
 
 def apply(base: dict[str, dict[str, str]], changes: list[tuple[str, str, str, str]]) -> str:
     sections = {name: dict(keys) for name, keys in base.items()}
+    top: dict[str, str] = {}
     for op, section, key, value in changes:
-        if op == "delete":
-            sections[section].pop(key, None)
+        if op == "section":  # the whole section deleted, or a plain value instead of a table
+            sections.pop(section, None)
+            if value != "0":
+                top[section] = value
+        elif op == "delete":
+            sections.get(section, {}).pop(key, None)
         elif op == "set":
-            sections[section][key] = value
+            sections.setdefault(section, {})[key] = value
         else:
-            sections[section][key + "_x"] = value
-    return render(sections)
+            sections.setdefault(section, {})[key + "_x"] = value
+    return render(sections, top)
 
 
 def _numbers(value: object, where: str) -> Iterator[tuple[str, float]]:
@@ -252,7 +268,7 @@ def run_daemon(path: Path) -> tuple[str, int, str]:
             process.stderr.close()
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_the_daemon_either_exits_2_in_one_line_or_becomes_healthy(
     data: st.DataObject, base: dict[str, dict[str, str]], tmp_path_factory: pytest.TempPathFactory
@@ -266,7 +282,7 @@ def test_the_daemon_either_exits_2_in_one_line_or_becomes_healthy(
     sections.pop("serial")  # a serial port that cannot open is retried, never healthy
     path = where / "gateway.toml"
     # Without these keys the daemon would use /var/lib/depin-gateway or port 8787 of the host.
-    kept = [c for c in changes if c[1] in sections and (c[0], c[1], c[2]) not in HOST_DEFAULTS]
+    kept = [c for c in changes if c[1] in sections and not _uses_host_defaults(c)]
     path.write_text(apply(sections, kept))
     outcome, code, stderr = run_daemon(path)
     if outcome == "exit":
