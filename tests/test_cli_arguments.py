@@ -43,6 +43,8 @@ COMMANDS: dict[str, tuple[list[str], tuple[str, ...]]] = {
     "piece-cid": (["piece-cid", "{d}/afile"], ("FILE",)),
     "node": (["node", "init", "--config", "{d}/node{n}.toml", "--data-dir", "{d}/nd{n}"],
              ("--config", "--data-dir", "--listen")),
+    "wallet init": (["wallet", "init", "--key", "{d}/wallet{n}.key"], ("--key", "--network")),
+    "wallet address": (["wallet", "address", "--key", "{d}/wallet.key"], ("--key",)),
 }  # fmt: skip
 HOSTILE = [
     "", " ", "-1", "0", "1", "65536", "nan", "inf", "-inf", "1e400", str(2**64), "x" * 5000,
@@ -53,7 +55,7 @@ HOSTILE = [
 ]  # fmt: skip
 POSITIONAL = {"DRIVER": 2, "HEX": 3, "FILE": 1}
 # Dropped, these fall back to /etc/depin-gateway and /var/lib/depin-gateway: never on a test host.
-NEVER_DROPPED = {"--config", "--state-dir", "--data-dir"}
+NEVER_DROPPED = {"--config", "--state-dir", "--data-dir", "--key"}
 SYSTEM_DEFAULTS = [Path("/etc/depin-gateway"), Path("/var/lib/depin-gateway")]
 
 
@@ -72,14 +74,9 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return where
 
 
-# Readers that create the vault on first use are issue 8 item 2 ("readers never write"), fixed
-# and tested in gateway/vault by its owner; this test is about argument handling.
-READER_CREATED = ("state/vault",)
-
-
 def _tree(where: Path) -> set[str]:
-    paths = {str(p.relative_to(where)) for p in where.rglob("*")}
-    return {p for p in paths if not p.startswith(READER_CREATED)}
+    """Every path below ``where``; readers (restore, verify, export-car) must not add any."""
+    return {str(p.relative_to(where)) for p in where.rglob("*")}
 
 
 @contextlib.contextmanager
