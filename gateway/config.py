@@ -91,6 +91,12 @@ def _cross_checks(config: Config) -> None:
             "is more than a quarter of gateway.disk_budget",
             "lower spool.segment_size or raise the budget",
         )
+    if config.mqtt.quarantine_size > g.disk_budget:
+        raise ConfigError(
+            "mqtt.quarantine_size",
+            "is larger than gateway.disk_budget, which it is part of",
+            "lower it or raise the budget",
+        )
     if not config.mqtt.enabled and not config.serial:
         raise ConfigError(
             "mqtt.enabled", "no source is configured", "enable [mqtt] or add a [[serial]] entry"

@@ -125,6 +125,7 @@ def test_duration_parser_never_crashes(text: str) -> None:
         ('[gateway]\nstate_dir = "a\\u0000b"', "gateway.state_dir", "NUL"),
         ("[gateway]\nstate_dir = '~nosuchuser/x'", "gateway.state_dir", "no such user"),
         ("[gateway]\nid = 'a/b#'", "gateway.id", "letters, digits"),
+        ("[mqtt]\nquarantine_size = '1GiB'", "mqtt.quarantine_size", "disk_budget"),
         ("[gateway]\nid = '" + "a" * 65 + "'", "gateway.id", "1 to 64"),
         ("[status]\nlisten = ':8787'", "status.listen", "host:port"),
         ("[status]\nlisten = '127.0.0.1:99999'", "status.listen", "1..65535"),

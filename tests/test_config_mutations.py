@@ -52,7 +52,8 @@ EXTRA_KEYS = {
 # A serial entry the mutations can work on (init writes it commented out).
 SERIAL = {"name": "pm", "port": "/dev/null-depin-test", "driver": "pms5003", "baudrate": 9600}
 # Rules across sections name their own key, which need not be the one mutated.
-CROSS_KEYS = {"gateway.low_watermark", "spool.segment_size", "mqtt.enabled", "serial.name"}
+CROSS_KEYS = {"gateway.low_watermark", "spool.segment_size", "mqtt.enabled", "serial.name",
+              "mqtt.quarantine_size"}  # fmt: skip
 # Changing these points the daemon at a broker that is not there (or needs credentials): the
 # config is fine, the peer is missing. The daemon sample leaves them out; load_config does not.
 UNREACHABLE = {"mqtt.host", "mqtt.port", "mqtt.tls", "mqtt.username", "mqtt.password",
