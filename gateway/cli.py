@@ -9,11 +9,9 @@ import argparse
 import json
 import logging
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from gateway import __version__
 from gateway.cli_checks import (
@@ -25,6 +23,7 @@ from gateway.cli_checks import (
     preflight_run,
 )
 from gateway.cli_init import cmd_init
+from gateway.cli_status import cmd_status
 from gateway.config import Config, load_config
 from gateway.config_checks import check_path, parse_host_port, parse_http_url, parse_mqtt_url
 from gateway.errors import ConfigError, GatewayError, KeyMaterialError, one_line
@@ -62,58 +61,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     return run(config)
-
-
-def fetch_status(config: Config) -> dict[str, Any]:
-    url = f"http://{_http_host(config.status.host)}:{config.status.port}/status"
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            data: dict[str, Any] = json.load(response)
-            return data
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise GatewayError(f"no running gateway answers at {url} ({exc}); is it started?") from None
-
-
-def _http_host(host: str) -> str:
-    if host in ("0.0.0.0", ""):
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    status = fetch_status(_config(args))
-    if args.json:
-        print(json.dumps(status, indent=2))
-        return 0
-    print(f"gateway   {status['gateway_id']}  v{status['version']}  up {status['uptime_s']:.0f}s")
-    print(f"key       {status['public_key']}")
-    print(f"readings  {status['readings_total']} durable, {status['spool_pending']} not yet sealed")
-    print(f"batches   {status['batches_sealed']} sealed, {status['batches_durable']} durable")
-    storage = status.get("storage", {})
-    if storage.get("enabled"):
-        fil = storage["fil"]
-        head = status["ledger_head"] or "-"
-        print(f"ledger    head {head} ({storage['ledger_head_batches']} batches)")
-        print(
-            f"storage   {len(storage['nodes'])} nodes, {storage['repairs']} repairs, "
-            f"{fil['spent']} attoFIL spent, {fil['committed']} committed of {fil['budget']}"
-        )
-        if storage.get("budget_blocked"):
-            print(f"BUDGET    {storage['budget_blocked']}")
-    disk = status.get("disk", {})
-    if disk:
-        print(
-            f"disk      {disk['used']} of {disk['budget']} bytes"
-            f"{'  BACKPRESSURE' if status['backpressure'] else ''}"
-        )
-    for name, source in status.get("sources", {}).items():
-        state = "connected" if source.get("connected") else "DISCONNECTED"
-        print(f"source    {name}: {state}, {source.get('received', 0)} received")
-    for component, error in status.get("last_error", {}).items():
-        print(f"error     {component}: {error}")
-    return 0
 
 
 def _network_restore_args(args: argparse.Namespace) -> tuple[str, str, list[str], str]:
