@@ -25,6 +25,10 @@ from typing import Any
 
 import pytest
 
+from gateway.budget import DiskBudget
+from gateway.clock import SystemClock
+from gateway.ingest.sink import IngestSink
+from gateway.spool import Spool
 from gateway.supervise import Supervisor, install_excepthook, process_probe, spawn
 from tests.conftest import GatewayProcess, Publisher, write_config
 
@@ -310,3 +314,33 @@ def test_a_child_process_killed_is_dead_with_its_signal() -> None:
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_a_committer_thread_that_dies_is_reported_with_its_cause(tmp_path: Path) -> None:
+    """The real sink and spool; the acknowledgement it runs after the fsync raises (a bug in a
+    source's ack): the committer thread ends, and the supervisor says so instead of ingest
+    quietly never committing again."""
+    spool, quarantine = Spool(tmp_path / "spool", 1 << 20), Spool(tmp_path / "q", 1 << 16)
+    budget = DiskBudget(tmp_path, 1 << 30, 0.9, 0.8, usage=lambda: 0, reserve=0)
+    sink = IngestSink(spool, quarantine, budget, SystemClock(), commit_interval=0.01,
+                      commit_max=10, dedup_window=0, quarantine_size=0)  # fmt: skip
+    supervisor = Supervisor()
+    sink.start()
+    supervisor.watch_thread("spool-commit", lambda: sink.thread)
+    try:
+
+        def broken_ack(_arg: object) -> None:
+            raise KeyError("mid 7")
+
+        sink.submit("mqtt", "sensors/a", b"{}", (broken_ack, None))
+        thread = sink.thread
+        assert thread is not None
+        thread.join(10)
+        assert [(d.component, d.cause) for d in supervisor.check()] == [
+            ("spool-commit", "thread spool-commit died: KeyError: 'mid 7'")
+        ]
+        assert spool.stats().unflushed == 0  # it died after the fsync, as the ack runs after it
+    finally:
+        supervisor.stopping()
+        spool.close()
+        quarantine.close()
