@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from gateway.broker import Broker, free_port
 from gateway.keys import create_identity, create_owner_key, format_owner_public
+from gateway.testing.broker import Broker, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = Path(__file__).resolve().parent / "vectors"

@@ -371,7 +371,7 @@ def test_loading_eth_account_through_us_keeps_the_recursion_limit() -> None:
     code = (
         "import sys\n"
         "before = sys.getrecursionlimit()\n"
-        "from gateway.chain.wallet import wallet_from_secret\n"
+        "from gateway.keys.wallet import wallet_from_secret\n"
         "from gateway.foc.eip712 import Domain, TerminateService, sign\n"
         "w = wallet_from_secret(bytes.fromhex('11' * 32))\n"
         "d = Domain(314159, '0x02925630df557F957f70E112bA06e50965417CA0')\n"

@@ -20,7 +20,13 @@ from nacl.signing import SigningKey
 
 from gateway.keys import format_gateway_public
 from gateway.market.epoch import epoch_at
-from gateway.node.testing import NodeProcess, SigningClient, fake_piece, make_proposal, proposal_for
+from gateway.testing.node_client import (
+    NodeProcess,
+    SigningClient,
+    fake_piece,
+    make_proposal,
+    proposal_for,
+)
 
 MIB = 1 << 20
 

@@ -15,7 +15,7 @@ from nacl.signing import SigningKey
 from gateway.keys import format_gateway_public
 from gateway.market.messages import Voucher
 from gateway.node import RunningNode, start_node
-from gateway.node.testing import FakeClock, SigningClient, make_node_config, make_proposal
+from gateway.testing.node_client import FakeClock, SigningClient, make_node_config, make_proposal
 
 POSTS = ["/pdp/piece", "/market/v1/deals", "/market/v1/deals/abc/vouchers", "/market/v1/prove"]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.fleet.heartbeat import HEARTBEAT_KIND
-from gateway.ingest.payload import loads_bounded
+from gateway.jsonsafe import loads_bounded
 from gateway.market.messages import open_signed
 
 __all__ = ["FleetEntry", "classify", "classify_all", "gateway_id_from_topic", "render_table"]

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from gateway.config_checks import check_path, parse_host_port, parse_http_url, parse_mqtt_url
-from gateway.config_table import Table, parse_toml, toml_string
+from gateway.config.checks import check_path, parse_host_port, parse_http_url, parse_mqtt_url
+from gateway.config.table import Table, parse_toml, toml_string
 from gateway.errors import ConfigError
 from gateway.market.epoch import EPOCH_SECONDS
 

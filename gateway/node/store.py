@@ -23,22 +23,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gateway.errors import InputError, StorageError
+from gateway.fs import fsync_dir, write_atomic
 from gateway.node.deals import DealRecord
 from gateway.piece.cid import piece_cid_v2, piece_info_from_v2
 from gateway.piece.commp import CommP, PieceInfo
-from gateway.spool.wal import write_atomic
 
 __all__ = ["PieceStore", "UploadFile"]
 
 log = logging.getLogger(__name__)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class UploadFile:
@@ -118,14 +110,14 @@ class PieceStore:
         """Make a finished, verified upload the piece ``cid`` (atomic rename, then dir fsync)."""
         try:
             os.replace(upload.path, self.piece_path(cid))
-            _fsync_dir(self.pieces_dir)
+            fsync_dir(self.pieces_dir)
         except OSError as exc:
             raise StorageError(str(self.piece_path(cid)), f"cannot store piece: {exc}") from exc
 
     def delete_piece(self, cid: str) -> None:
         self.piece_path(cid).unlink(missing_ok=True)
         (self.trees_dir / f"{cid}.tree").unlink(missing_ok=True)
-        _fsync_dir(self.pieces_dir)
+        fsync_dir(self.pieces_dir)
 
     def read_range(self, cid: str, start: int, length: int) -> bytes:
         with open(self.piece_path(cid), "rb") as handle:

@@ -35,7 +35,8 @@ from nacl.public import PublicKey
 from gateway.clock import Clock
 from gateway.config import BatchConfig, StorageConfig
 from gateway.errors import GatewayError, StorageError
-from gateway.identity import Identity
+from gateway.fs import write_atomic
+from gateway.keys.identity import Identity
 from gateway.seal import (
     DictionaryObject,
     DictionaryTrainer,
@@ -44,8 +45,8 @@ from gateway.seal import (
     Vault,
     seal_dictionary,
 )
-from gateway.seal_worker import SealWorker, decode_records
-from gateway.spool import Spool, write_atomic
+from gateway.seal.worker import SealWorker, decode_records
+from gateway.spool import Spool
 from gateway.supervise import SupervisedThread, spawn
 
 __all__ = [

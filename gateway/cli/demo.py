@@ -8,6 +8,7 @@ gateway's state and compared, byte for byte, with what the sensors sent.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import math
@@ -28,11 +29,11 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.broker import Broker, free_port
-from gateway.demo_nodes import DemoNodes
 from gateway.errors import ConfigError, GatewayError
 from gateway.reading import payload_from_json
-from gateway.simulate import SerialDevices
+from gateway.testing.broker import Broker, free_port
+from gateway.testing.nodes import DemoNodes
+from gateway.testing.sensors import SerialDevices
 
 __all__ = ["run_demo"]
 
@@ -153,23 +154,14 @@ class DemoGateway:
 
 def _setup(workdir: Path, broker_port: int, status_port: int, serial_toml: str,
            nodes: list[str]) -> Path:  # fmt: skip
-    from gateway.cli import main as cli_main
+    from gateway.cli.init import cmd_init
 
     config = workdir / "gateway.toml"
     if not config.exists():
-        code = cli_main(
-            [
-                "init",
-                "--config",
-                str(config),
-                "--state-dir",
-                str(workdir / "state"),
-                "--id",
-                "demo-gw",
-                "--mqtt-port",
-                str(broker_port),
-            ]
-        )
+        code = cmd_init(
+            argparse.Namespace(config=str(config), state_dir=str(workdir / "state"),
+                               id="demo-gw", mqtt_port=broker_port, owner_pub=None)
+        )  # fmt: skip
         if code:
             raise GatewayError("init failed")
     text = config.read_text()

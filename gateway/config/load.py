@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.config_model import (
+from gateway.config.model import (
     BatchConfig,
     Config,
     FleetConfig,
@@ -29,8 +29,8 @@ from gateway.config_model import (
     StorageConfig,
     TopicRule,
 )
-from gateway.config_mqtt import mqtt_section
-from gateway.config_sections import (
+from gateway.config.mqtt import mqtt_section
+from gateway.config.sections import (
     batch_section,
     fleet_section,
     gateway_section,
@@ -41,7 +41,7 @@ from gateway.config_sections import (
     status_section,
     storage_section,
 )
-from gateway.config_table import Table, parse_toml
+from gateway.config.table import Table, parse_toml
 from gateway.errors import ConfigError
 
 __all__ = [

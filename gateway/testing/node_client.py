@@ -20,7 +20,6 @@ from typing import Any
 import aiohttp
 from nacl.signing import SigningKey
 
-from gateway.broker import free_port
 from gateway.keys import create_identity, format_gateway_public
 from gateway.market.epoch import epoch_at
 from gateway.market.httpsig import sign_request
@@ -28,6 +27,7 @@ from gateway.market.messages import DealProposal
 from gateway.node.config import NodeConfig, node_config_from_string
 from gateway.piece.cid import piece_cid_v2
 from gateway.piece.commp import PieceInfo, commp, unpadded_size
+from gateway.testing.broker import free_port
 
 __all__ = [
     "FakeClock",

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.chain.ethlib import load_eth_account
 from gateway.errors import KeyMaterialError
+from gateway.fs import fsync_dir
+from gateway.keys.ethlib import load_eth_account
 
 __all__ = ["SECP256K1_ORDER", "Wallet", "create_wallet", "load_wallet", "wallet_from_secret"]
 
@@ -66,14 +67,6 @@ def wallet_from_secret(secret: bytes) -> Wallet:
     return Wallet(None, _address_of(secret), secret)
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def create_wallet(path: Path, token_bytes: Callable[[int], bytes] = secrets.token_bytes) -> Wallet:
     """Create a new key at ``path`` (mode 0600); refuse if anything exists there."""
     if os.path.lexists(path):
@@ -101,7 +94,7 @@ def create_wallet(path: Path, token_bytes: Callable[[int], bytes] = secrets.toke
         raise KeyMaterialError(str(path), f"cannot create key file: {exc.strerror}") from None
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return Wallet(path, _address_of(secret), secret)
 
 

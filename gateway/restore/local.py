@@ -14,15 +14,17 @@ from typing import TextIO
 
 from nacl.public import PrivateKey
 
-from gateway.batcher import last_sealed_spool_seq, read_ledger_head
 from gateway.config import Config
 from gateway.errors import KeyMaterialError
-from gateway.identity import genesis_key, keys_by_batch
 from gateway.keys import load_owner_secret
+from gateway.keys.identity import genesis_key
 from gateway.reading import Reading
 from gateway.restore import RestoreSummary, write_jsonl
+from gateway.restore.gather import gather_fragments
 from gateway.seal import SignedHeader, Vault, VerifyReport, open_batch, verify_vault
+from gateway.seal.batcher import last_sealed_spool_seq, read_ledger_head
 from gateway.seal.dictionary import object_id
+from gateway.seal.rotation import keys_by_batch
 from gateway.spool import SpoolReader
 
 __all__ = ["restore_local", "verify_local"]
@@ -42,7 +44,7 @@ class _Network:
     def __init__(self, config: Config) -> None:
         from gateway.deals.book import Book
         from gateway.deals.eventlog import EventLog
-        from gateway.deals.netrestore import PieceFetcher
+        from gateway.restore.network import PieceFetcher
 
         self.book = Book()
         self.book.replay(EventLog(config.state_dir / "ledger", read_only=True).events)
@@ -50,17 +52,11 @@ class _Network:
         self.fetcher = PieceFetcher(urls)
 
     def complete(self, signed: SignedHeader, fragments: dict[int, bytes]) -> dict[int, bytes]:
-        header = signed.header
-        for index, piece in enumerate(header.fragments):
-            if len(fragments) >= header.erasure.k:
-                break
-            if index in fragments:
-                continue
+        def fetch(index: int, piece: str) -> bytes | None:
             hints = [p.url for p in self.book.of_key(f"frag/{signed.seq}/{index}")]
-            data = self.fetcher.fetch(piece, hints)
-            if data is not None:
-                fragments[index] = data
-        return fragments
+            return self.fetcher.fetch(piece, hints)
+
+        return gather_fragments(signed, fragments, fetch)
 
     def dictionary(self, wanted: str) -> bytes | None:
         for placement in self.book.of_key(f"dict/{wanted}"):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from gateway import __version__
-from gateway.cli_checks import (
+from gateway.cli.checks import (
     check_dir_arg,
     finite_positive,
     gateway_id_arg,
@@ -22,10 +22,10 @@ from gateway.cli_checks import (
     port_number,
     preflight_run,
 )
-from gateway.cli_init import cmd_init
-from gateway.cli_status import cmd_status
+from gateway.cli.init import cmd_init
+from gateway.cli.status import cmd_status
 from gateway.config import Config, load_config
-from gateway.config_checks import check_path, parse_host_port, parse_http_url, parse_mqtt_url
+from gateway.config.checks import check_path, parse_host_port, parse_http_url, parse_mqtt_url
 from gateway.errors import ConfigError, GatewayError, KeyMaterialError, one_line
 
 __all__ = ["main"]
@@ -94,11 +94,11 @@ def _network_restore_args(args: argparse.Namespace) -> tuple[str, str, list[str]
 
 def cmd_restore(args: argparse.Namespace) -> int:
     from gateway.restore import atomic_output
-    from gateway.restore_local import restore_local
+    from gateway.restore.local import restore_local
 
     out_path = out_file("--out", args.out)
     if args.from_network:
-        from gateway.deals.netrestore import restore_from_network
+        from gateway.restore.network import restore_from_network
 
         key, head, nodes, owner = _network_restore_args(args)
     else:
@@ -122,7 +122,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from gateway.restore_local import verify_local
+    from gateway.restore.local import verify_local
 
     report = verify_local(_state_config(args))
     for problem in report.problems:
@@ -141,7 +141,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_export_car(args: argparse.Namespace) -> int:
-    from gateway.export_car import export_car
+    from gateway.restore.export_car import export_car
 
     count, root = export_car(_state_config(args), out_file("--out", args.out))
     print(f"wrote {count} batch headers to {args.out} (root {root})")
@@ -149,8 +149,8 @@ def cmd_export_car(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate_key(args: argparse.Namespace) -> int:
-    from gateway.identity import Identity
     from gateway.keys import format_gateway_public
+    from gateway.keys.identity import Identity
 
     identity = Identity(_state_config(args).state_dir)
     if identity.pending() is not None:
@@ -233,7 +233,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from gateway.demo import run_demo
+    from gateway.cli.demo import run_demo
 
     if args.workdir is not None:
         check_dir_arg("--workdir", args.workdir)
@@ -265,7 +265,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _gateway_commands(add)
     _tool_commands(add)
-    from gateway.chain.cli import add_parser as add_wallet_parser
+    from gateway.cli.wallet import add_parser as add_wallet_parser
 
     add_wallet_parser(sub)
     return parser

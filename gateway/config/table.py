@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from gateway.config_checks import MAX_DURATION, MAX_SIZE, MQTT_MAX_STRING
+from gateway.config.checks import MAX_DURATION, MAX_SIZE, MQTT_MAX_STRING
 from gateway.errors import ConfigError
 from gateway.units import format_duration, format_size, parse_duration, parse_size
 

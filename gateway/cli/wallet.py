@@ -21,7 +21,7 @@ KEY_NAME = "wallet.key"
 
 def add_parser(subparsers: Any) -> None:
     from gateway.chain.networks import NETWORKS
-    from gateway.cli_checks import finite_positive
+    from gateway.cli.checks import finite_positive
 
     text = "the secp256k1 wallet (FIL for gas, USDFC for Filecoin Pay): init, address, balance"
     p = subparsers.add_parser("wallet", help=text, description=text)
@@ -39,7 +39,7 @@ def add_parser(subparsers: Any) -> None:
 
 def _key_path(args: argparse.Namespace) -> Path:
     if args.key is not None:
-        from gateway.cli_checks import out_file
+        from gateway.cli.checks import out_file
 
         # A directory, a missing parent or a NUL is one line naming --key, not an OSError.
         return out_file("--key", args.key)
@@ -56,13 +56,13 @@ def _key_path(args: argparse.Namespace) -> Path:
 def main(args: argparse.Namespace) -> int:
     path = _key_path(args)
     if args.action == "init":
-        from gateway.chain.wallet import create_wallet
+        from gateway.keys.wallet import create_wallet
 
         wallet = create_wallet(path)
         print(f"created wallet {path} (mode 0600; back it up: it holds your FIL and USDFC)")
         print(wallet.address)
         return 0
-    from gateway.chain.wallet import load_wallet
+    from gateway.keys.wallet import load_wallet
 
     wallet = load_wallet(path)
     if args.action == "address":

@@ -21,7 +21,8 @@ import hashlib
 from collections import deque
 
 from gateway.errors import InputError
-from gateway.ingest.payload import ID_MEMBER, loads_bounded
+from gateway.ingest.payload import ID_MEMBER
+from gateway.jsonsafe import loads_bounded
 
 __all__ = ["DedupWindow", "has_top_level_id", "mqtt_key"]
 

@@ -12,9 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from gateway.broker import free_port
 from gateway.errors import GatewayError
 from gateway.keys import create_identity
+from gateway.testing.broker import free_port
 
 __all__ = ["DemoNode", "DemoNodes"]
 

@@ -15,7 +15,7 @@ import os
 import socket
 from pathlib import Path
 
-from gateway.config_checks import check_gateway_id, check_path, parse_host_port
+from gateway.config.checks import check_gateway_id, check_path, parse_host_port
 from gateway.errors import ConfigError
 
 __all__ = [

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.config_checks import (
+from gateway.config.checks import (
     check_gateway_id,
     check_path,
     parse_host_port,
     parse_http_url,
     parse_mqtt_url,
 )
-from gateway.config_model import (
+from gateway.config.model import (
     BatchConfig,
     FleetConfig,
     GatewayConfig,
@@ -27,7 +27,7 @@ from gateway.config_model import (
     StatusConfig,
     StorageConfig,
 )
-from gateway.config_table import Table
+from gateway.config.table import Table
 from gateway.errors import ConfigError
 from gateway.units import parse_size
 

@@ -11,21 +11,19 @@ finished on the next start (the vault's newest header says which key it certifie
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 from nacl.signing import SigningKey, VerifyKey
 
+from gateway.fs import fsync_dir, write_atomic
 from gateway.keys import (
     create_identity,
     format_gateway_public,
     load_identity,
     parse_gateway_public,
 )
-from gateway.seal import SignedHeader
-from gateway.spool import write_atomic
 
-__all__ = ["Identity", "genesis_key", "keys_by_batch"]
+__all__ = ["Identity", "genesis_key"]
 
 
 def genesis_key(state_dir: Path) -> VerifyKey:
@@ -65,22 +63,6 @@ class Identity:
             return False
         os.replace(self.current_path, self.state_dir / f"identity.retired-{batch_seq}.key")
         os.replace(self.next_path, self.current_path)
-        fd = os.open(self.state_dir, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(self.state_dir)
         self.key = pending
         return True
-
-
-def keys_by_batch(headers: Sequence[SignedHeader], genesis: VerifyKey) -> dict[int, VerifyKey]:
-    """The key expected to sign each batch, following certified rotations from ``genesis``."""
-    keys: dict[int, VerifyKey] = {}
-    key = genesis
-    for signed in sorted(headers, key=lambda s: s.seq):
-        keys[signed.seq] = key
-        rotation = signed.header.rotation
-        if rotation is not None and rotation.is_certified_by(key):
-            key = VerifyKey(rotation.new_key)
-    return keys

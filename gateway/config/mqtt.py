@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.config_checks import (
+from gateway.config.checks import (
     MQTT_MAX_KEEPALIVE,
     MQTT_MAX_PACKET,
     MQTT_MAX_SESSION_EXPIRY,
@@ -17,8 +17,8 @@ from gateway.config_checks import (
     check_mqtt_string,
     check_path,
 )
-from gateway.config_model import PAYLOAD_FORMATS, MqttConfig, TopicRule
-from gateway.config_table import Table
+from gateway.config.model import PAYLOAD_FORMATS, MqttConfig, TopicRule
+from gateway.config.table import Table
 from gateway.errors import ConfigError
 
 __all__ = ["check_filter", "mqtt_section"]

@@ -30,21 +30,21 @@ from pathlib import Path
 from typing import Any
 
 from gateway import __version__
-from gateway.batcher import Batcher
-from gateway.budget import BudgetState, DiskBudget
 from gateway.clock import Clock, SystemClock
 from gateway.config import Config
-from gateway.daemon_status import iso_time, spool_section
+from gateway.daemon.snapshot import iso_time, spool_section
 from gateway.deals import StorageService
 from gateway.errors import GatewayError, KeyMaterialError, StorageError
 from gateway.fleet import HeartbeatPublisher
-from gateway.identity import Identity
+from gateway.ingest.budget import BudgetState, DiskBudget
 from gateway.ingest.mqtt import MqttIngest
 from gateway.ingest.serial import SerialIngest
 from gateway.ingest.sink import IngestSink
 from gateway.keys import format_gateway_public, parse_owner_public
+from gateway.keys.identity import Identity
 from gateway.sdnotify import notify, watchdog_interval
 from gateway.seal import Vault
+from gateway.seal.batcher import Batcher
 from gateway.spool import Spool, SpoolStats
 from gateway.status import StatusSnapshot
 from gateway.supervise import Supervisor, install_excepthook, process_probe
@@ -331,7 +331,7 @@ def _thread_of(port: SerialIngest) -> Callable[[], threading.Thread | None]:
 
 
 async def _serve(gateway: Gateway, stop: asyncio.Event) -> None:
-    from gateway.status_http import start_status_server
+    from gateway.daemon.http import start_status_server
 
     runner = await start_status_server(
         gateway.snapshot, gateway.config.status.host, gateway.config.status.port

@@ -68,7 +68,7 @@ class SealWorker:
         if not in_process:
             try:
                 self._process = subprocess.Popen(
-                    [sys.executable, "-m", "gateway.seal_worker"],
+                    [sys.executable, "-m", "gateway.seal.worker"],
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 )  # fmt: skip
             except OSError as exc:

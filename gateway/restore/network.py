@@ -24,6 +24,7 @@ from gateway.keys import load_owner_secret, parse_gateway_public
 from gateway.piece.cid import piece_info_from_v2
 from gateway.reading import Reading
 from gateway.restore import RestoreSummary, write_jsonl
+from gateway.restore.gather import gather_fragments
 from gateway.seal.dictionary import object_id
 from gateway.seal.seal import open_batch
 from gateway.seal.signed import SignedHeader
@@ -84,22 +85,11 @@ def fetch_snapshot(fetcher: PieceFetcher, head_cid: str) -> LedgerSnapshot:
 def _fragments(
     fetcher: PieceFetcher, header: SignedHeader, record: BatchRecord
 ) -> dict[int, bytes]:
-    k = header.header.erasure.k
-    found: dict[int, bytes] = {}
-    for index, piece in enumerate(header.header.fragments):
-        if len(found) >= k:
-            break
+    def fetch(index: int, piece: str) -> bytes | None:
         hints = record.fragments[index][1] if index < len(record.fragments) else ()
-        data = fetcher.fetch(piece, hints)
-        if data is not None:
-            found[index] = data
-    if len(found) < k:
-        raise IntegrityError(
-            header.seq,
-            "fragments",
-            f"only {len(found)} of the {k} fragments needed could be fetched",
-        )
-    return found
+        return fetcher.fetch(piece, hints)
+
+    return gather_fragments(header, {}, fetch)
 
 
 def _dictionary(fetcher: PieceFetcher, snapshot: LedgerSnapshot, seq: int, wanted: str) -> bytes:

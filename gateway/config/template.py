@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.config_table import toml_string
+from gateway.config.table import toml_string
 
 __all__ = ["render_config"]
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from nacl.public import PrivateKey
 
-from gateway.cli_checks import check_dir_arg, ensure_dir
+from gateway.cli.checks import check_dir_arg, ensure_dir
 from gateway.config import config_from_string, load_config
-from gateway.config_checks import check_gateway_id, check_path
+from gateway.config.checks import check_gateway_id, check_path
 from gateway.errors import ConfigError, KeyMaterialError
 
 __all__ = ["cmd_init"]
@@ -51,7 +51,7 @@ def _owner_keys(args: argparse.Namespace, state_dir: Path) -> tuple[list[str], P
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from gateway.config_template import render_config
+    from gateway.config.template import render_config
     from gateway.keys import create_identity, create_owner_key
     from gateway.restore import atomic_output
 
