@@ -111,7 +111,7 @@ class Prover:
         proven = bool(self._view("fwss", "provenPeriod", set_id, period)[0])
         if proven or block + 1 >= end:
             return self._schedule(set_id, block, activation, challenge)
-        if block + 1 < challenge:
+        if block < challenge:
             return None
         return self._prove(set_id)
 

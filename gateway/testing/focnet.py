@@ -88,6 +88,7 @@ def deposit_with_permit(
     signer: TxSender | None = None,
     deadline: int | None = None,
     max_lockup_period: int = 2880 * 30,
+    operator: str | None = None,
 ) -> None:
     """What synapse-core's depositWithPermitAndApproveOperator does: an EIP-2612 permit for
     Filecoin Pay, then deposit and approve FWSS as operator with unlimited allowances."""
@@ -108,7 +109,7 @@ def deposit_with_permit(
         v,
         r,
         s,
-        chain.deployment.fwss,
+        operator or chain.deployment.fwss,
         _MAX_UINT256,
         _MAX_UINT256,
         max_lockup_period,
