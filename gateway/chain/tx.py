@@ -3,9 +3,8 @@ and the tests use against anvil.
 
 Each call is first estimated (``eth_estimateGas`` runs it): a revert comes back as the contract's
 reason before anything is signed, so nothing is mined for a call that cannot succeed. The nonce
-is tracked locally after one ``eth_getTransactionCount``: one sender per key per process, which
-is how the devnet uses it. Fees are legacy ``gasPrice`` from the node (anvil accepts both forms).
-The gateway's own sending with checkpoints, fee caps and confirmations is the FEVM issue's.
+is the node's pending count or our own, whichever is higher. Fees are legacy ``gasPrice`` from
+the node (anvil accepts both forms). The gateway's own sending with checkpoints, fee caps and confirmations is the FEVM issue's.
 """
 
 from __future__ import annotations
@@ -121,9 +120,12 @@ class TxSender:
             )
         except RpcError as exc:
             raise TransactionReverted(self.rpc.url, what, revert_reason(exc)) from None
-        if self._nonce is None:
-            count = self.rpc.call("eth_getTransactionCount", [self.address, "pending"])
-            self._nonce = parse_quantity(count, rpc=self.rpc.url, what="nonce")
+        # The node's pending count, unless ours is ahead (a transaction the node has not seen
+        # yet): another process may send from the same key, as the devnet's prover and a
+        # provider's own calls do.
+        count = self.rpc.call("eth_getTransactionCount", [self.address, "pending"])
+        pending = parse_quantity(count, rpc=self.rpc.url, what="nonce")
+        self._nonce = max(pending, self._nonce or 0)
         gas_price = parse_quantity(self.rpc.call("eth_gasPrice"), rpc=self.rpc.url, what="gasPrice")
         transaction: dict[str, Any] = {
             "nonce": self._nonce,

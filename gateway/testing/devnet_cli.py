@@ -20,6 +20,10 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--providers", type=int, default=2, help="FOC providers (default 2)")
     p.add_argument("--dir", help="where keys, logs and node data go (default: a new temp dir)")
     p.add_argument("--epoch-seconds", type=float, default=1.0, help="seconds per mined epoch")
+    # Tests shorten the proving cadence; FilOzone's devnet uses finality 5, window 10.
+    p.add_argument("--proving-period", type=int, default=30, help=argparse.SUPPRESS)
+    p.add_argument("--challenge-window", type=int, default=10, help=argparse.SUPPRESS)
+    p.add_argument("--challenge-finality", type=int, default=5, help=argparse.SUPPRESS)
     p.set_defaults(handler=main)
 
 
