@@ -4,7 +4,8 @@ and the tests use against anvil.
 Each call is first estimated (``eth_estimateGas`` runs it): a revert comes back as the contract's
 reason before anything is signed, so nothing is mined for a call that cannot succeed. The nonce
 is the node's pending count or our own, whichever is higher. Fees are legacy ``gasPrice`` from
-the node (anvil accepts both forms). The gateway's own sending with checkpoints, fee caps and confirmations is the FEVM issue's.
+the node (anvil accepts both forms). The gateway's own sending, with checkpoints, fee caps and
+confirmations, belongs to the FEVM issue.
 """
 
 from __future__ import annotations
