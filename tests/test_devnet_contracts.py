@@ -1,12 +1,11 @@
-"""Our FOC stand-ins on a real anvil: FWSS accepts exactly the signatures gateway/foc/eip712.py
-makes (the published FilOzone vectors included), every revert path of FWSS, Filecoin Pay, the
-registry and MockUSDFC, settlement of proven periods only, and byte-identical artifacts."""
+"""The FWSS stand-in on a real anvil: it accepts exactly the signatures gateway/foc/eip712.py
+makes (the published FilOzone vectors included, on calibration's chain id and FWSS address),
+every revert path of its listener callbacks, and the artifacts rebuild byte-identical."""
 
 from __future__ import annotations
 
 import json
 import secrets
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,12 +14,11 @@ from eth_abi.abi import encode
 
 from gateway.chain import build
 from gateway.chain.abi import load_artifact
-from gateway.chain.deploy import PdpOffering, register_provider
 from gateway.chain.prover import Prover
 from gateway.chain.tx import TxSender
 from gateway.chain.wallet import wallet_from_secret
 from gateway.errors import TransactionReverted
-from gateway.foc.eip712 import SchedulePieceRemovals
+from gateway.foc.eip712 import MetadataEntry, SchedulePieceRemovals
 from gateway.foc.extradata import (
     CreateExtra,
     encode_create,
@@ -35,11 +33,9 @@ from tests.devnet_support import (
     PAY,
     PDP,
     PROVING,
-    REG,
     TOKEN,
     add_extra,
     add_pieces,
-    block_number,
     chain_fixture,
     cids_of,
     create_extra,
@@ -47,7 +43,6 @@ from tests.devnet_support import (
     data_set_with,
     domain,
     funded_client,
-    mine,
     registered_provider,
     snapshot_fixture,
     view,
@@ -234,215 +229,59 @@ def test_piece_removal_needs_the_payers_signature_and_takes_effect_next_period(
     assert view(chain, PDP, chain.deployment.pdp_verifier, "pieceLive", set_id, 0) == (False,)
 
 
-def _settle(chain: FocChain, set_id: int) -> tuple[int, int]:
-    rail_id = view(chain, FWSS, chain.deployment.fwss, "getDataSet", set_id)[0][0]
-    until = block_number(chain)
-    receipt = chain.deployer.send(
-        chain.deployment.filecoin_pay, PAY.calldata("settleRail", rail_id, until)
+CALIBRATION_FWSS = "0x02925630df557F957f70E112bA06e50965417CA0"  # the vectors' verifyingContract
+# anvil dev account 1 (public): the vectors' payee 0x7099...79C8
+ANVIL_KEY_1 = "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+VECTOR_KEY = "1234567890" * 6 + "1234"  # tests/vectors/foc/SOURCE.md
+
+
+def _vector_chain(chain: FocChain) -> tuple[TxSender, TxSender]:
+    """Our FWSS code at calibration's FWSS address, its payee registered and approved there, the
+    vectors' signer funded and FWSS approved as its operator: (provider, signer)."""
+    code = chain.rpc.call("eth_getCode", [chain.deployment.fwss, "latest"])
+    chain.rpc.call("anvil_setCode", [CALIBRATION_FWSS, code])  # immutables travel with the code
+    payee = chain.sender(wallet_from_secret(bytes.fromhex(ANVIL_KEY_1)))
+    _, provider_id = registered_provider(chain, approve=False, sender=payee)
+    chain.deployer.send(CALIBRATION_FWSS, FWSS.calldata("addApprovedProvider", provider_id))
+    signer = chain.sender(wallet_from_secret(bytes.fromhex(VECTOR_KEY)))
+    assert signer.address == VECTORS["signer"]
+    chain.rpc.call("anvil_setBalance", [signer.address, hex(10**19)])
+    chain.deployer.send(chain.deployment.usdfc, TOKEN.calldata("mint", signer.address, 10 * USDFC))
+    deposit_with_permit(chain, signer, 10 * USDFC, operator=CALIBRATION_FWSS)
+    return payee, signer
+
+
+def _add_vector_extra(nonce: int, signature: bytes) -> bytes:
+    return encode(
+        ["uint256", "string[][]", "string[][]", "bytes"], [nonce, [[], []], [[], []], signature]
     )
-    event = next(log for log in receipt.logs if log.topics[0] == PAY.topic("RailSettled"))
-    settled = PAY.decode_log("RailSettled", list(event.topics), event.data)
-    return settled["totalSettledAmount"], settled["settledUpTo"]
-
-
-def test_settlement_pays_proven_periods_only(chain: FocChain) -> None:
-    payloads = [secrets.token_bytes(1000)]
-    provider, client, set_id = data_set_with(chain, payloads)
-    fetch = {str(piece_cid_v2(commp(p))): p for p in payloads}
-    prover = Prover(provider, chain.deployment, PROVING, fetch.__getitem__)
-    prover.step()  # period 0 scheduled, never proven
-    mine(chain, 2 * PROVING.max_proving_period)
-    assert _settle(chain, set_id)[0] == 0  # the unproven period paid nothing
-    before = view(
-        chain,
-        PAY,
-        chain.deployment.filecoin_pay,
-        "accounts",
-        chain.deployment.usdfc,
-        provider.address,
-    )[0]
-    for _ in range(3 * PROVING.max_proving_period):
-        if any(r.action == "proven" for r in prover.step()):
-            break
-        mine(chain, 1)
-    mine(chain, PROVING.max_proving_period)
-    paid, _ = _settle(chain, set_id)
-    rate = view(chain, PAY, chain.deployment.filecoin_pay, "getRail", 1)[0][5]
-    assert paid == rate * PROVING.max_proving_period  # exactly one proven period
-    after = view(
-        chain,
-        PAY,
-        chain.deployment.filecoin_pay,
-        "accounts",
-        chain.deployment.usdfc,
-        provider.address,
-    )[0]
-    assert after - before == paid
-    with pytest.raises(TransactionReverted, match="cannot settle future epochs"):
-        chain.deployer.send(
-            chain.deployment.filecoin_pay, PAY.calldata("settleRail", 1, block_number(chain) + 5)
-        )
-    with pytest.raises(TransactionReverted, match="only Filecoin Pay"):
-        client.send(chain.deployment.fwss, FWSS.calldata("validatePayment", 1, 0, 0, 0, 0))
-
-
-def test_permit_deposit_reverts(chain: FocChain) -> None:
-    client = funded_client(chain, deposit=0)
-    with pytest.raises(TransactionReverted, match="permit expired"):
-        deposit_with_permit(chain, client, USDFC, deadline=int(time.time()) - 3600)
-    with pytest.raises(TransactionReverted, match="invalid permit signature"):
-        deposit_with_permit(chain, client, USDFC, signer=chain.new_wallet())
-    other = chain.new_wallet()
-    with pytest.raises(TransactionReverted, match="only into the signer's own account"):
-        fields = (chain.deployment.usdfc, client.address, 1, 2**40, 27, bytes(32), bytes(32))
-        data = PAY.calldata(
-            "depositWithPermitAndApproveOperator", *fields, chain.deployment.fwss, 0, 0, 0
-        )
-        other.send(chain.deployment.filecoin_pay, data)
-    deposit_with_permit(chain, client, USDFC)
-    account = view(
-        chain,
-        PAY,
-        chain.deployment.filecoin_pay,
-        "accounts",
-        chain.deployment.usdfc,
-        client.address,
-    )
-    assert account[0] == USDFC
-    approval = view(
-        chain,
-        PAY,
-        chain.deployment.filecoin_pay,
-        "operatorApprovals",
-        chain.deployment.usdfc,
-        client.address,
-        chain.deployment.fwss,
-    )
-    assert approval[0] is True and approval[5] == 2880 * 30
-
-
-def test_pay_and_token_reverts(chain: FocChain) -> None:
-    client = funded_client(chain)
-    with pytest.raises(TransactionReverted, match="insufficient unlocked funds"):
-        client.send(
-            chain.deployment.filecoin_pay,
-            PAY.calldata("withdraw", chain.deployment.usdfc, 11 * USDFC),
-        )
-    with pytest.raises(TransactionReverted, match="operator not approved by payer"):
-        client.send(
-            chain.deployment.filecoin_pay,
-            PAY.calldata(
-                "createRail",
-                chain.deployment.usdfc,
-                chain.deployer.address,
-                client.address,
-                client.address,
-                0,
-                client.address,
-            ),
-        )
-    with pytest.raises(TransactionReverted, match="allowance too low"):
-        client.send(
-            chain.deployment.filecoin_pay,
-            PAY.calldata("deposit", chain.deployment.usdfc, client.address, USDFC),
-        )
-    with pytest.raises(TransactionReverted, match="only the minter mints"):
-        client.send(chain.deployment.usdfc, TOKEN.calldata("mint", client.address, 1))
-    with pytest.raises(TransactionReverted, match="balance too low"):
-        client.send(
-            chain.deployment.usdfc, TOKEN.calldata("transfer", chain.deployer.address, 10**30)
-        )
-
-
-def test_registry_reverts_and_views(chain: FocChain) -> None:
-    provider, provider_id = registered_provider(chain)
-    offering = PdpOffering("http://127.0.0.1:9/", payment_token=chain.deployment.usdfc)
-    with pytest.raises(TransactionReverted, match="provider already registered"):
-        register_provider(provider, chain.deployment, "again", offering)
-    other = chain.new_wallet()
-    data = REG.calldata("registerProvider", other.address, "x", "", 0, ["location"], [b"here"])
-    with pytest.raises(TransactionReverted, match="PDP product needs serviceURL"):
-        other.send(chain.deployment.service_provider_registry, data)
-    with pytest.raises(TransactionReverted, match="wrong registration fee"):
-        keys, values = offering.capabilities()
-        other.send(
-            chain.deployment.service_provider_registry,
-            REG.calldata("registerProvider", other.address, "x", "", 0, keys, values),
-            value=1,
-        )
-    with pytest.raises(TransactionReverted, match="Provider does not exist"):
-        view(chain, REG, chain.deployment.service_provider_registry, "getProvider", 99)
-    record = view(
-        chain,
-        REG,
-        chain.deployment.service_provider_registry,
-        "getProviderWithProduct",
-        provider_id,
-        0,
-    )[0]
-    keys, values = offering.capabilities()
-    assert list(record[2][1]) == keys and [bytes(v) for v in record[3]] == values
 
 
 def test_the_published_fwss_vectors_are_accepted_on_chain(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    """Calibration's chain id and FWSS address (the vectors' domain) on a second anvil: our FWSS
-    code placed at 0x0292...7CA0 accepts the FilOzone fixture signatures byte for byte."""
+    """The FilOzone fixture signatures (chain 314159, calibration FWSS) pass our FWSS's checks
+    byte for byte; one flipped bit does not."""
     gen = chain_fixture(tmp_path_factory, chain_id=314159)
     chain = next(gen)
     try:
-        fwss = "0x02925630df557F957f70E112bA06e50965417CA0"
-        code = chain.rpc.call("eth_getCode", [chain.deployment.fwss, "latest"])
-        chain.rpc.call("anvil_setCode", [fwss, code])
-        # anvil account 1: the vectors' payee
-        payee = chain.sender(
-            wallet_from_secret(
-                bytes.fromhex("59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d")
-            )
-        )
-        _, provider_id = registered_provider(chain, approve=False, sender=payee)
-        chain.deployer.send(fwss, FWSS.calldata("addApprovedProvider", provider_id))
-        signer = chain.sender(wallet_from_secret(bytes.fromhex("1234567890" * 6 + "1234")))
-        assert signer.address == VECTORS["signer"]
-        chain.rpc.call("anvil_setBalance", [signer.address, hex(10**19)])
-        chain.deployer.send(
-            chain.deployment.usdfc, TOKEN.calldata("mint", signer.address, 10 * USDFC)
-        )
-        deposit_with_permit(chain, signer, 10 * USDFC, operator=fwss)
+        provider, signer = _vector_chain(chain)
         c, a = VECTORS["createDataSet"], VECTORS["addPieces"]
-        entries = tuple(
-            __import__("gateway.foc.eip712", fromlist=["x"]).MetadataEntry(m["key"], m["value"])
-            for m in c["metadata"]
-        )
-        extra = encode_create(
-            CreateExtra(
-                signer.address, c["clientDataSetId"], entries, bytes.fromhex(c["signature"][2:])
-            )
-        )
-        payee.send(
-            chain.deployment.pdp_verifier, PDP.calldata("createDataSet", fwss, extra), value=10**17
-        )
-        cids = [bytes.fromhex(x[2:]) for x in a["pieceCidBytes"]]
-        add = encode(
-            ["uint256", "string[][]", "string[][]", "bytes"],
-            [a["nonce"], [[], []], [[], []], bytes.fromhex(a["signature"][2:])],
-        )
-        payee.send(
-            chain.deployment.pdp_verifier,
-            PDP.calldata("addPieces", 1, fwss, [(x,) for x in cids], add),
-        )
+        entries = tuple(MetadataEntry(m["key"], m["value"]) for m in c["metadata"])
+        signature = bytes.fromhex(c["signature"][2:])
+        extra = encode_create(CreateExtra(signer.address, c["clientDataSetId"], entries, signature))
+        data = PDP.calldata("createDataSet", CALIBRATION_FWSS, extra)
+        provider.send(chain.deployment.pdp_verifier, data, value=10**17)
+        pieces = [(bytes.fromhex(x[2:]),) for x in a["pieceCidBytes"]]
+        signature = bytes.fromhex(a["signature"][2:])
+        add = _add_vector_extra(a["nonce"], signature)
+        data = PDP.calldata("addPieces", 1, CALIBRATION_FWSS, pieces, add)
+        provider.send(chain.deployment.pdp_verifier, data)
         assert view(chain, PDP, chain.deployment.pdp_verifier, "getNextPieceId", 1) == (2,)
-        flipped = bytes.fromhex(a["signature"][2:])
-        flipped = flipped[:10] + bytes([flipped[10] ^ 1]) + flipped[11:]
-        add = encode(
-            ["uint256", "string[][]", "string[][]", "bytes"], [2, [[], []], [[], []], flipped]
-        )
-        with pytest.raises(TransactionReverted):
-            payee.send(
-                chain.deployment.pdp_verifier,
-                PDP.calldata("addPieces", 1, fwss, [(x,) for x in cids], add),
-            )
+        flipped = signature[:10] + bytes([signature[10] ^ 1]) + signature[11:]
+        data = PDP.calldata("addPieces", 1, CALIBRATION_FWSS, pieces, _add_vector_extra(2, flipped))
+        with pytest.raises(TransactionReverted, match="signature"):
+            provider.send(chain.deployment.pdp_verifier, data)
     finally:
         gen.close()
 
