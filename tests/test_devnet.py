@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -96,4 +97,53 @@ def test_devnet_prints_its_json_serves_registered_providers_and_stops_on_sigterm
         assert process.stdout is not None
         process.stdout.close()
     assert code == 0
+    assert _wait_gone(pids) == []
+
+
+def test_devnet_refuses_to_reuse_a_wallet_and_leaves_nothing_running(tmp_path: Path) -> None:
+    """A DIR that already holds wallet.key: one clear line, exit 1, and the anvil it had started
+    is stopped (its port refuses connections once the command has returned)."""
+    directory = tmp_path / "d"
+    directory.mkdir()
+    (directory / "wallet.key").write_text("not ours\n")
+    argv = [sys.executable, "-m", "gateway.cli", "devnet", "--nodes", "0", "--providers", "0"]
+    done = subprocess.run(
+        [*argv, "--dir", str(directory)], capture_output=True, timeout=120, check=False
+    )
+    assert done.returncode == 1 and done.stdout == b""
+    lines = done.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "refusing to overwrite" in lines[0], lines
+    logs = list((directory / "logs").glob("anvil-*.log"))
+    assert len(logs) == 1
+    port = int(logs[0].stem.split("-")[1])
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_devnet_rejects_impossible_sizes_with_exit_2(tmp_path: Path) -> None:
+    for flags in (["--providers", "99"], ["--epoch-seconds", "0"], ["--proving-period", "3"]):
+        argv = [sys.executable, "-m", "gateway.cli", "devnet", "--dir", str(tmp_path), *flags]
+        done = subprocess.run(argv, capture_output=True, timeout=60, check=False)
+        assert done.returncode == 2, flags
+        assert len(done.stderr.decode().strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "logs").exists()
+
+
+def test_kill_9_of_the_devnet_takes_its_children_with_it(tmp_path: Path) -> None:
+    """No stop path runs on SIGKILL: anvil and the nodes go because they asked the kernel to
+    signal them when their parent dies (PR_SET_PDEATHSIG)."""
+    argv = [sys.executable, "-m", "gateway.cli", "devnet", "--nodes", "1", "--providers", "1"]
+    with open(tmp_path / "devnet.stderr", "wb") as err:
+        process = subprocess.Popen(
+            [*argv, "--dir", str(tmp_path / "d")], stdout=subprocess.PIPE, stderr=err
+        )
+    try:
+        assert process.stdout is not None
+        pids = [int(pid) for pid in json.loads(process.stdout.readline())["pids"].values()]
+        assert len(pids) == 3 and all(_alive(p) for p in pids)
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+        assert process.stdout is not None
+        process.stdout.close()
     assert _wait_gone(pids) == []

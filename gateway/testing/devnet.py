@@ -16,7 +16,9 @@ prove its data sets, reading piece bytes from the provider's own node (``GET /pi
 
 from __future__ import annotations
 
+import ctypes
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -25,7 +27,7 @@ import urllib.request
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from gateway.chain.anvil import Anvil, free_port
 from gateway.chain.deploy import (
@@ -35,6 +37,7 @@ from gateway.chain.deploy import (
     fund,
     register_provider,
 )
+from gateway.chain.jsonrpc import RpcClient
 from gateway.chain.prover import Prover
 from gateway.chain.tx import TxSender
 from gateway.chain.wallet import create_wallet
@@ -47,6 +50,20 @@ __all__ = ["Devnet", "DevnetInfo", "NodeProcess", "config_snippet"]
 CLIENT_FIL = 100 * FIL
 CLIENT_USDFC = 1000 * USDFC
 PROVIDER_FIL = 100 * FIL  # gas and the 0.1 FIL sybil fee per data set
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> None:
+    """In a child before exec: SIGTERM it when the devnet dies, even by SIGKILL, so a killed
+    devnet never leaves anvil or nodes behind (Linux prctl PR_SET_PDEATHSIG; elsewhere a no-op,
+    and the normal stop path still stops every child by PID)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 class NodeProcess:
@@ -76,6 +93,7 @@ class NodeProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,  # one prctl call, no locks
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -170,6 +188,7 @@ class Devnet:
         self.stopping = threading.Event()
         self.provers: list[Prover] = []
         self._stack = ExitStack()
+        self.rpc: RpcClient | None = None
 
     def start(self) -> DevnetInfo:
         try:
@@ -180,10 +199,11 @@ class Devnet:
 
     def _start(self) -> DevnetInfo:
         self.directory.mkdir(parents=True, exist_ok=True)
-        anvil = Anvil(self.directory / "logs")
+        anvil = Anvil(self.directory / "logs", preexec_fn=die_with_parent)
         anvil.start()
         self._stack.callback(anvil.stop)
         chain = start_foc_chain(anvil.url, anvil.chain_id, self.proving)
+        self.rpc = chain.rpc
         wallet_path = self.directory / "wallet.key"
         client = create_wallet(wallet_path)
         fund(chain.deployer, chain.deployment, client.address, CLIENT_FIL, CLIENT_USDFC)
@@ -228,11 +248,12 @@ class Devnet:
         self.provers.append(
             Prover(sender, chain.deployment, self.proving, lambda cid: _fetch_piece(url, cid))
         )
-        self.rpc = chain.rpc
         return node
 
     def tick(self) -> None:
         """One epoch: mine a block, then each provider schedules or proves its data sets."""
+        if self.rpc is None:
+            raise ChainError("", "the devnet is not started")
         self.rpc.call("evm_mine")
         for prover in self.provers:
             for result in prover.step():
@@ -253,8 +274,3 @@ class Devnet:
     def stop(self) -> None:
         self.stopping.set()
         self._stack.close()
-
-
-def info_dict(info: DevnetInfo) -> dict[str, Any]:
-    parsed: dict[str, Any] = json.loads(info.to_json())
-    return parsed

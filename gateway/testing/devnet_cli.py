@@ -28,6 +28,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from gateway.chain.deploy import ProvingConfig
     from gateway.errors import ConfigError
     from gateway.testing.devnet import Devnet
 
@@ -35,9 +36,17 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError("--nodes/--providers", "must be 0..16", "a devnet runs on one machine")
     if args.epoch_seconds <= 0:
         raise ConfigError("--epoch-seconds", "must be positive", "e.g. --epoch-seconds 1")
+    try:
+        proving = ProvingConfig(args.challenge_finality, args.proving_period, args.challenge_window)
+    except ValueError as exc:
+        raise ConfigError("--proving-period", str(exc), "e.g. --proving-period 30") from None
     directory = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="depin-devnet-"))
     devnet = Devnet(
-        directory, nodes=args.nodes, providers=args.providers, epoch_seconds=args.epoch_seconds
+        directory,
+        nodes=args.nodes,
+        providers=args.providers,
+        proving=proving,
+        epoch_seconds=args.epoch_seconds,
     )
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
