@@ -82,7 +82,7 @@ class Anvil:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=self._preexec_fn,  # async-signal-safe: one prctl call
+                preexec_fn=self._preexec_fn,  # noqa: PLW1509 - callers spawn from one thread
             )
         self._wait_ready()
 

@@ -93,7 +93,7 @@ class NodeProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent,  # one prctl call, no locks
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - the devnet has one thread
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
