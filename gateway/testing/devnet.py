@@ -53,17 +53,16 @@ PROVIDER_FIL = 100 * FIL  # gas and the 0.1 FIL sybil fee per data set
 
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# Looked up once in the parent: the child between fork and exec only makes the call.
+_PRCTL = getattr(ctypes.CDLL(None), "prctl", None)
 
 
 def die_with_parent() -> None:
     """In a child before exec: SIGTERM it when the devnet dies, even by SIGKILL, so a killed
     devnet never leaves anvil or nodes behind (Linux prctl PR_SET_PDEATHSIG; elsewhere a no-op,
     and the normal stop path still stops every child by PID)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 class NodeProcess:
