@@ -97,9 +97,19 @@ contract FilecoinWarmStorageService {
     mapping(uint256 => Proving) private proving;
 
     event ProviderApproved(uint256 indexed providerId);
-    event DataSetCreated(uint256 indexed dataSetId, uint256 indexed providerId, uint256 pdpRailId, address payer);
-    event PieceAdded(uint256 indexed dataSetId, uint256 indexed pieceId, string[] keys, string[] values);
-    event FaultRecord(uint256 indexed dataSetId, uint256 periodsFaulted, uint256 deadline);
+    event DataSetCreated(
+        uint256 indexed dataSetId,
+        uint256 indexed providerId,
+        uint256 pdpRailId,
+        uint256 cacheMissRailId,
+        uint256 cdnRailId,
+        address payer,
+        address serviceProvider,
+        address payee,
+        string[] metadataKeys,
+        string[] metadataValues
+    );
+    event PieceAdded(uint256 indexed dataSetId, uint256 indexed pieceId, Cid pieceCid, string[] keys, string[] values);
 
     constructor(
         address pdpVerifier,
@@ -179,7 +189,7 @@ contract FilecoinWarmStorageService {
             railId, 0, 0, extra.payer, payee, serviceProvider, 0, extra.clientDataSetId, 0, providerId, dataSetId
         );
         clientSets[extra.payer].push(dataSetId);
-        emit DataSetCreated(dataSetId, providerId, railId, extra.payer);
+        _emitCreated(dataSets[dataSetId], extra);
     }
 
     function piecesAdded(uint256 dataSetId, uint256 firstAdded, Cid[] calldata pieceData, bytes calldata extraData)
@@ -203,11 +213,11 @@ contract FilecoinWarmStorageService {
         require(!addNonceUsed[info.payer][nonce], "nonce already used");
         addNonceUsed[info.payer][nonce] = true;
         for (uint256 i = 0; i < pieceData.length; i++) {
-            emit PieceAdded(dataSetId, firstAdded + i, keys[i], values[i]);
+            emit PieceAdded(dataSetId, firstAdded + i, pieceData[i], keys[i], values[i]);
         }
     }
 
-    function piecesScheduleRemove(uint256 dataSetId, uint256[] calldata pieceIds, bytes calldata extraData)
+    function piecesScheduledRemove(uint256 dataSetId, uint256[] calldata pieceIds, bytes calldata extraData)
         external
         onlyPDPVerifier
     {
@@ -360,6 +370,13 @@ contract FilecoinWarmStorageService {
     }
 
     // ---- internals ----------------------------------------------------------------------
+
+    function _emitCreated(DataSetInfoView storage info, CreateExtra memory extra) private {
+        emit DataSetCreated(
+            info.dataSetId, info.providerId, info.pdpRailId, 0, 0, info.payer, info.serviceProvider, info.payee,
+            extra.keys, extra.values
+        );
+    }
 
     function _dataSet(uint256 dataSetId) private view returns (DataSetInfoView storage info) {
         info = dataSets[dataSetId];

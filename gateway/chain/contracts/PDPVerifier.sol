@@ -19,7 +19,7 @@ interface IPDPListener {
     function dataSetCreated(uint256 dataSetId, address serviceProvider, bytes calldata extraData) external;
     function piecesAdded(uint256 dataSetId, uint256 firstAdded, Cid[] calldata pieceData, bytes calldata extraData)
         external;
-    function piecesScheduleRemove(uint256 dataSetId, uint256[] calldata pieceIds, bytes calldata extraData) external;
+    function piecesScheduledRemove(uint256 dataSetId, uint256[] calldata pieceIds, bytes calldata extraData) external;
     function possessionProven(uint256 dataSetId, uint256 challengedLeafCount, uint256 seed, uint256 challengeCount)
         external;
     function nextProvingPeriod(uint256 dataSetId, uint256 challengeEpoch, uint256 leafCount, bytes calldata extraData)
@@ -121,7 +121,7 @@ contract PDPVerifier {
             set.scheduledRemovals.push(pieceIds[i]);
         }
         if (set.listener != address(0)) {
-            IPDPListener(set.listener).piecesScheduleRemove(setId, pieceIds, extraData);
+            IPDPListener(set.listener).piecesScheduledRemove(setId, pieceIds, extraData);
         }
     }
 
