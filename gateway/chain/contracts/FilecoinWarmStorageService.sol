@@ -141,7 +141,9 @@ contract FilecoinWarmStorageService {
         emit ProviderApproved(providerId);
     }
 
+    /// limit 0 means all: synapse-core's getApprovedProviderIds sends (0, 0) by default.
     function getApprovedProviders(uint256 offset, uint256 limit) external view returns (uint256[] memory providerIds) {
+        if (limit == 0) limit = approvedProviders.length;
         uint256 end = offset + limit < approvedProviders.length ? offset + limit : approvedProviders.length;
         providerIds = new uint256[](offset < end ? end - offset : 0);
         for (uint256 i = 0; i < providerIds.length; i++) {

@@ -70,7 +70,7 @@ contract PDPVerifier {
     }
 
     modifier onlyProvider(uint256 setId) {
-        require(sets[setId].storageProvider != address(0), "data set not live");
+        _requireLive(setId);
         require(sets[setId].storageProvider == msg.sender, "only the storage provider");
         _;
     }
@@ -273,23 +273,32 @@ contract PDPVerifier {
         return pieceId < sets[setId].nextPieceId && pieceCids[setId][pieceId].length > 0;
     }
 
+    /// The exact text synapse-core matches (STRING_ERRORS.PDP_VERIFIER_DATA_SET_NOT_LIVE).
+    function _requireLive(uint256 setId) private view {
+        require(sets[setId].storageProvider != address(0), "Data set not live");
+    }
+
     function dataSetLive(uint256 setId) external view returns (bool) {
         return sets[setId].storageProvider != address(0);
     }
 
     function getNextChallengeEpoch(uint256 setId) external view returns (uint256) {
+        _requireLive(setId);
         return sets[setId].nextChallengeEpoch;
     }
 
     function getDataSetLastProvenEpoch(uint256 setId) external view returns (uint256) {
+        _requireLive(setId);
         return sets[setId].lastProvenEpoch;
     }
 
     function getChallengeRange(uint256 setId) external view returns (uint256) {
+        _requireLive(setId);
         return sets[setId].challengeRange;
     }
 
     function getDataSetLeafCount(uint256 setId) external view returns (uint256) {
+        _requireLive(setId);
         return sets[setId].leafCount;
     }
 
