@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.testing.focnet import FocChain
-from tests.devnet_support import chain_fixture, data_set_with, snapshot_fixture
+from gateway.testing.focnet import USDFC, FocChain
+from tests.devnet_support import PAY, chain_fixture, data_set_with, snapshot_fixture, view
 
 SCRIPT = Path(__file__).parent / "js" / "synapse_reads.mjs"
+FUND = Path(__file__).parent / "js" / "synapse_fund.mjs"
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -56,3 +57,21 @@ def test_synapse_core_reads_providers_approvals_and_data_sets(chain: FocChain) -
     # (the second only because our revert text is the one it matches, "Data set not live")
     assert out["live"] is True
     assert out["nextChallengeEpoch"] is None and out["notLiveChallengeEpoch"] is None
+
+
+def test_synapse_core_funds_filecoin_pay_with_a_permit(chain: FocChain) -> None:
+    """synapse-core's permit path end to end on our MockUSDFC (name, nonces, version read
+    through our Multicall3) and FilecoinPay (deposit + FWSS as operator)."""
+    secret = secrets.token_bytes(32)
+    client = chain.new_wallet(usdfc=50 * USDFC, token_bytes=lambda _: secret)
+    contracts = json.dumps(chain.deployment.addresses())
+    argv = ["node", str(FUND), chain.rpc.url, contracts, "0x" + secret.hex(), str(20 * USDFC)]
+    done = subprocess.run(argv, capture_output=True, timeout=120, check=False, cwd=ROOT)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    out = json.loads(done.stdout)
+    assert (out["version"], out["nonce"], out["status"]) == ("1", "0", "success")
+    assert int(out["balance"]) == 50 * USDFC
+    pay, token, fwss = chain.deployment.filecoin_pay, chain.deployment.usdfc, chain.deployment.fwss
+    assert view(chain, PAY, pay, "accounts", token, client.address)[0] == 20 * USDFC
+    approval = view(chain, PAY, pay, "operatorApprovals", token, client.address, fwss)
+    assert approval[0] is True and approval[5] == 86400

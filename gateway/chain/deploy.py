@@ -1,9 +1,10 @@
 """Deploy the FOC stand-ins from the committed artifacts onto a local chain (anvil), install the
-beacon mock at the FVM precompile address, fund wallets, register and approve providers.
+beacon mock at the FVM precompile address and Multicall3 at its usual address, fund wallets,
+register and approve providers.
 
 Order matters only where a constructor takes another contract's address: USDFC, Filecoin Pay,
-the provider registry and the PDP verifier first, then FWSS, which names all four. The beacon is
-runtime code placed with ``anvil_setCode`` (a precompile has no constructor and no deployer).
+the provider registry and the PDP verifier first, then FWSS, which names all four. The beacon and
+Multicall3 are runtime code placed with ``anvil_setCode`` (no constructor, no deployer).
 No FVM pay/burn precompile mock is installed: none of our contracts burns fees (see each one).
 """
 
@@ -24,11 +25,13 @@ __all__ = [
     "approve_provider",
     "deploy_foc",
     "fund",
-    "install_beacon",
+    "install_runtime",
     "register_provider",
 ]
 
 BEACON_ADDRESS = "0xfE00000000000000000000000000000000000006"  # FVM GET_BEACON_RANDOMNESS
+# Multicall3's address on every chain it is deployed to (synapse-core chains.ts, all presets).
+MULTICALL3_ADDRESS = "0xcA11bde05977b3631167028862bE2a173976CA11"
 PDP_PRODUCT = 0  # ServiceProviderRegistry ProductType.PDP
 
 
@@ -55,6 +58,7 @@ class Deployment:
     pdp_verifier: str
     fwss: str
     beacon: str
+    multicall3: str = MULTICALL3_ADDRESS
     gas: tuple[tuple[str, int], ...] = ()  # (what, gas used) per deployment transaction
 
     def addresses(self) -> dict[str, str]:
@@ -67,9 +71,9 @@ def _deploy(sender: TxSender, name: str, *args: Any) -> Receipt:
     return sender.deploy(code, name)
 
 
-def install_beacon(rpc: RpcClient) -> None:
-    runtime = load_artifact("MockBeacon")["deployedBytecode"]
-    rpc.call("anvil_setCode", [BEACON_ADDRESS, runtime])
+def install_runtime(rpc: RpcClient, name: str, address: str) -> None:
+    """Place a contract's runtime code at a fixed address (a precompile, Multicall3)."""
+    rpc.call("anvil_setCode", [address, load_artifact(name)["deployedBytecode"]])
 
 
 def deploy_foc(sender: TxSender, proving: ProvingConfig | None = None) -> Deployment:
@@ -94,7 +98,8 @@ def deploy_foc(sender: TxSender, proving: ProvingConfig | None = None) -> Deploy
         proving.max_proving_period,
         proving.challenge_window,
     )
-    install_beacon(sender.rpc)
+    install_runtime(sender.rpc, "MockBeacon", BEACON_ADDRESS)
+    install_runtime(sender.rpc, "Multicall3", MULTICALL3_ADDRESS)
     return Deployment(
         usdfc=address["MockUSDFC"],
         filecoin_pay=address["FilecoinPay"],

@@ -8,6 +8,8 @@ contract MockUSDFC {
     string public constant name = "USDFC (devnet mock)";
     string public constant symbol = "USDFC";
     uint8 public constant decimals = 18;
+    // EIP-712 domain version; synapse-core reads version() before it signs a permit.
+    string public constant version = "1";
     // EIP-2612: keccak256("Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)")
     bytes32 public constant PERMIT_TYPEHASH =
         keccak256("Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)");
@@ -33,7 +35,7 @@ contract MockUSDFC {
             abi.encode(
                 keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
                 keccak256(bytes(name)),
-                keccak256(bytes("1")),
+                keccak256(bytes(version)),
                 block.chainid,
                 address(this)
             )
