@@ -235,3 +235,21 @@ def test_gas_of_create_add_and_prove(chain: FocChain, capsys: pytest.CaptureFixt
     with capsys.disabled():
         print(f"\nprovePossession (5 challenges, 3 pieces): {result.receipt.gas_used} gas")
     assert cids_of(payloads)
+
+
+def test_a_provider_that_lost_its_piece_fails_the_proof_and_stays_unproven(chain: FocChain) -> None:
+    payloads = [secrets.token_bytes(1000)]
+    provider, set_id, _ = _scheduled(chain, payloads)
+
+    def lost(cid: str) -> bytes:
+        raise FileNotFoundError(f"no piece {cid}")
+
+    def corrupted(cid: str) -> bytes:
+        return bytes(len(payloads[0]))
+
+    for fetch, reason in ((lost, "no piece"), (corrupted, "proof does not verify")):
+        [result] = Prover(provider, chain.deployment, PROVING, fetch).step()
+        assert (result.action, result.receipt) == ("failed", None)
+        assert reason in result.reason
+    assert _pdp(chain, "getDataSetLastProvenEpoch", set_id) == (0,)
+    assert view(chain, FWSS, chain.deployment.fwss, "provenThisPeriod", set_id) == (False,)

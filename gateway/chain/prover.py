@@ -149,6 +149,8 @@ class Prover:
             proofs = prove(seed, set_id, challenge_range, pieces, payloads, CHALLENGES_PER_PROOF)
             data = self._pdp.calldata("provePossession", set_id, proofs)
             receipt = self.sender.send(self.deployment.pdp_verifier, data, what="provePossession")
-        except (GatewayError, KeyError, ValueError) as exc:
-            return StepResult(set_id, "failed", reason=str(exc))
+        except (GatewayError, OSError, ValueError) as exc:
+            # OSError: the piece could not be read (a provider that lost it, a node that is
+            # down). The period stays unproven, and so unpaid; the next step tries again.
+            return StepResult(set_id, "failed", reason=str(exc) or type(exc).__name__)
         return StepResult(set_id, "proven", receipt)

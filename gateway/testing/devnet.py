@@ -267,7 +267,7 @@ class Devnet:
         while not self.stopping.wait(self.epoch_seconds):
             try:
                 self.tick()
-            except ChainError as exc:
+            except GatewayError as exc:  # a failed epoch is logged; the next one tries again
                 print(f"devnet: {exc}", file=self.log, flush=True)
 
     def stop(self) -> None:
