@@ -18,13 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from gateway.chain.abi import abi_of
 from gateway.chain.deploy import Deployment, ProvingConfig
 from gateway.chain.jsonrpc import parse_quantity
 from gateway.chain.pdp import PieceLeaves, challenge_index, locate, prove
 from gateway.chain.tx import Receipt, TxSender
-from gateway.errors import GatewayError
+from gateway.errors import ChainError, GatewayError
 from gateway.piece.cid import Cid
 
 __all__ = ["Prover", "StepResult", "next_challenge_epoch"]
@@ -52,7 +53,7 @@ def next_challenge_epoch(
 @dataclass(frozen=True, slots=True)
 class StepResult:
     set_id: int
-    action: str  # "scheduled", "proven", "failed"
+    action: Literal["scheduled", "proven", "failed"]
     receipt: Receipt | None = None
     reason: str = ""
 
@@ -70,16 +71,20 @@ class Prover:
         self.proving = proving
         self._fetch = fetch
         self._pdp = abi_of("PDPVerifier")
-        self._fwss = abi_of("FilecoinWarmStorageService")
+        self._contracts = {
+            "pdp": (self._pdp, deployment.pdp_verifier),
+            "fwss": (abi_of("FilecoinWarmStorageService"), deployment.fwss),
+        }
 
-    def _view(self, abi_name: str, function: str, *args: object) -> tuple[object, ...]:
-        abi = self._pdp if abi_name == "pdp" else self._fwss
-        to = self.deployment.pdp_verifier if abi_name == "pdp" else self.deployment.fwss
+    def _view(self, contract: str, function: str, *args: object) -> tuple[object, ...]:
+        """A view of the PDPVerifier (``contract="pdp"``) or of FWSS (``"fwss"``)."""
+        abi, to = self._contracts[contract]
         return abi.decode(function, self.sender.call(to, abi.calldata(function, *args), function))
 
-    def _int(self, abi_name: str, function: str, *args: object) -> int:
-        value = self._view(abi_name, function, *args)[0]
-        assert isinstance(value, int)
+    def _int(self, contract: str, function: str, *args: object) -> int:
+        value = self._view(contract, function, *args)[0]
+        if not isinstance(value, int):
+            raise ChainError(self.sender.rpc.url, f"{function} did not return an integer")
         return value
 
     def my_data_sets(self) -> list[int]:
