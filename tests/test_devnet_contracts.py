@@ -291,4 +291,3 @@ def test_artifacts_load_as_package_data() -> None:
     assert (
         artifact["compiler"] == "solc 0.8.37" and artifact["settings"]["evmVersion"] == "shanghai"
     )
-    assert isinstance(TxSender, type)
