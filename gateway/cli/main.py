@@ -268,6 +268,9 @@ def _parser() -> argparse.ArgumentParser:
     from gateway.cli.wallet import add_parser as add_wallet_parser
 
     add_wallet_parser(sub)
+    from gateway.testing.devnet_cli import add_parser as add_devnet_parser
+
+    add_devnet_parser(sub)
     return parser
 
 

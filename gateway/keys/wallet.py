@@ -47,6 +47,21 @@ class Wallet:
         signed = Account.sign_message(encode_typed_data(full_message=full_message), self._secret)
         return bytes(signed.signature)
 
+    def sign_transaction(self, transaction: dict[str, Any]) -> bytes:
+        """The raw signed transaction (for ``eth_sendRawTransaction``); ``chainId`` required."""
+        load_eth_account()
+        from eth_account import Account
+
+        return bytes(Account.sign_transaction(transaction, self._secret).raw_transaction)
+
+    def sign_digest(self, digest: bytes) -> tuple[int, bytes, bytes]:
+        """(v, r, s) over a 32-byte digest the caller built (an EIP-2612 permit)."""
+        load_eth_account()
+        from eth_account import Account
+
+        signed = Account.unsafe_sign_hash(digest, self._secret)
+        return signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big")
+
 
 def _address_of(secret: bytes) -> str:
     load_eth_account()
