@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,31 +26,30 @@ from gateway.fleet.heartbeat import (
 from gateway.fleet.view import classify, classify_all, render_table
 from gateway.keys import format_gateway_public
 from gateway.market.messages import open_signed, seal_signed
-from gateway.status import StatusSnapshot
+from gateway.status import ClockStatus, Health, StatusSnapshot
 from gateway.testing.broker import Broker, free_port
 from tests.conftest import Publisher, write_config
+from tests.status_support import STORAGE, make_snapshot
 
 NOW = 1_700_000_000.0
 
 
 def _snapshot(key: SigningKey, gateway_id: str = "gw-1", readings: int = 42) -> StatusSnapshot:
-    return StatusSnapshot(
+    return make_snapshot(
         gateway_id=gateway_id,
         public_key=format_gateway_public(key.verify_key),
         version="1.0",
         uptime_s=12.7,
-        readings_total=readings,
-        spool_pending=3,
-        batches_sealed=2,
-        batches_durable=1,
+        readings=readings,
+        pending=3,
+        sealed=2,
         quarantined=0,
         backpressure=False,
-        ledger_head="bafy2bzaceexampleexampleexampleexample",
-        details={
-            "clock": {"synced": True},
-            "sources": {"mqtt": {"connected": True, "received": 9}},
-            "last_error": {"seal": "secret-free text"},
-        },
+        storage=replace(
+            STORAGE, batches_durable=1, ledger_head="bafy2bzaceexampleexampleexampleexample"
+        ),
+        clock=ClockStatus(synced=True, boot_id="boot-1"),
+        health=Health(last_error={"seal": "secret-free text"}),
     )
 
 

@@ -121,7 +121,7 @@ def test_frames_between_noise_are_submitted_byte_exact_with_topic_and_decoded_va
 ) -> None:
     pty, sink, rng = Pty(), FakeSink(), random.Random(1)
     ingest = start(ingests, sink, pty.path, "pms5003")
-    wait_until(lambda: ingest.stats()["connected"])
+    wait_until(lambda: ingest.stats().connected)
     frames = [pms5003_frame(i) for i in range(200)]
     warming = plantower.command(0, 0)[:2] + b"\x00\x1c" + bytes(26)
     warming += (sum(warming) & 0xFFFF).to_bytes(2, "big")
@@ -137,13 +137,13 @@ def test_frames_between_noise_are_submitted_byte_exact_with_topic_and_decoded_va
     first = json.loads(sink.readings[0]["decoded"])
     assert first["pm2_5"] == {"value": 1, "unit": "ug/m3"}
     stats = ingest.stats()
-    assert stats["frames_ok"] == 200
-    assert stats["frames_bad"] == 201  # one per run of garbage, the trailing one included
-    assert stats["last_bad_reason"].startswith("no frame header")
-    assert stats["other_frames"] == {"warming_up": 1}
-    assert stats["state"] == "connected" and stats["port"] == pty.path
-    assert stats["driver"] == "pms5003" and stats["reopens"] == 0
-    assert stats["last_reading_at"].endswith("Z")
+    assert stats.frames_ok == 200
+    assert stats.frames_bad == 201  # one per run of garbage, the trailing one included
+    assert stats.last_bad_reason.startswith("no frame header")
+    assert stats.other_frames == {"warming_up": 1}
+    assert stats.state == "connected" and stats.port == pty.path
+    assert stats.driver == "pms5003" and stats.reopens == 0
+    assert stats.last_reading_at.endswith("Z")
 
 
 def test_start_commands_then_polls_at_the_driver_interval(ingests: list[SerialIngest]) -> None:
@@ -162,7 +162,7 @@ def test_bridge_reading_is_acked_only_after_it_is_durable(ingests: list[SerialIn
     pty, sink = Pty(), FakeSink()
     ingest = start(ingests, sink, pty.path, "bridge")
     hello_request = encode_hello_request()
-    wait_until(lambda: ingest.stats()["connected"])
+    wait_until(lambda: ingest.stats().connected)
     assert wire_frames(read_exactly(pty, len(hello_request))) == [hello_request]  # on open
     boot = 0xDEADBEEF
     hello = {0: "dev-1", 1: "1.0", 2: [["t", "Cel"]], 3: boot, 4: 0, 5: 8}
@@ -178,29 +178,29 @@ def test_bridge_reading_is_acked_only_after_it_is_durable(ingests: list[SerialIn
     sink.commit()
     assert wire_frames(read_exactly(pty, len(encode_ack(7, boot)))) == [encode_ack(7, boot)]
     pty.write(reading)  # a resend: deduplicated, acked again once "durable"
-    wait_until(lambda: ingest.stats()["duplicates"] == 1)
+    wait_until(lambda: ingest.stats().duplicates == 1)
     sink.commit()
     assert wire_frames(read_exactly(pty, len(encode_ack(7, boot)))) == [encode_ack(7, boot)]
     assert len(sink.readings) == 1
-    assert ingest.stats()["other_frames"] == {"hello": 1}
+    assert ingest.stats().other_frames == {"hello": 1}
 
 
 def test_backpressure_pauses_reading_and_resumes_without_loss(ingests: list[SerialIngest]) -> None:
     pty, sink = Pty(), FakeSink()
     ingest = start(ingests, sink, pty.path, "pms5003")
-    wait_until(lambda: ingest.stats()["connected"])
+    wait_until(lambda: ingest.stats().connected)
     sink.budget.backpressure = True
-    wait_until(lambda: ingest.stats()["state"] == "paused")
+    wait_until(lambda: ingest.stats().state == "paused")
     frames = [pms5003_frame(i) for i in range(50)]  # 1600 bytes: fits the tty buffer
     pty.write(b"".join(frames))
     time.sleep(0.5)
     assert sink.readings == []
-    assert ingest.stats()["connected"] is True  # the port stays open while paused
+    assert ingest.stats().connected is True  # the port stays open while paused
     sink.budget.backpressure = False
     wait_until(lambda: len(sink.readings) == 50)
     assert [r["payload"] for r in sink.readings] == frames
     stats = ingest.stats()
-    assert stats["state"] == "connected" and stats["paused_s"] >= 0.4
+    assert stats.state == "connected" and stats.paused_s >= 0.4
 
 
 def test_glob_takes_the_first_port_that_opens(tmp_path: Path, ingests: list[SerialIngest]) -> None:
@@ -208,10 +208,10 @@ def test_glob_takes_the_first_port_that_opens(tmp_path: Path, ingests: list[Seri
     pattern = str(tmp_path / "ttyA*")
     assert resolve_port(pattern) == [str(first.link), str(second.link)]
     one = start(ingests, FakeSink(), pattern, "pms5003")
-    wait_until(lambda: one.stats()["connected"])
+    wait_until(lambda: one.stats().connected)
     two = start(ingests, FakeSink(), pattern, "pms5003")  # ttyA0 is locked by the first
-    wait_until(lambda: two.stats()["connected"])
-    assert (one.stats()["port"], two.stats()["port"]) == (str(first.link), str(second.link))
+    wait_until(lambda: two.stats().connected)
+    assert (one.stats().port, two.stats().port) == (str(first.link), str(second.link))
 
 
 def test_unplug_backs_off_then_replug_under_another_name_resumes_with_a_fresh_decoder(
@@ -220,23 +220,23 @@ def test_unplug_backs_off_then_replug_under_another_name_resumes_with_a_fresh_de
     sink = FakeSink()
     pattern = str(tmp_path / "ttyUSB*")
     ingest = start(ingests, sink, pattern, "pms5003", reopen_max=0.2)
-    wait_until(lambda: "no port matches" in (ingest.stats()["last_error"] or ""))
-    assert ingest.stats()["state"] in ("disconnected", "opening")
+    wait_until(lambda: "no port matches" in (ingest.stats().last_error or ""))
+    assert ingest.stats().state in ("disconnected", "opening")
     old = Pty(tmp_path / "ttyUSB0")
-    wait_until(lambda: ingest.stats()["connected"])
+    wait_until(lambda: ingest.stats().connected)
     old.write(pms5003_frame(1) + pms5003_frame(2)[:10])  # unplugged mid-frame
     wait_until(lambda: len(sink.readings) == 1)
     old.unplug()
-    wait_until(lambda: not ingest.stats()["connected"])
+    wait_until(lambda: not ingest.stats().connected)
     new = Pty(tmp_path / "ttyUSB1")
-    wait_until(lambda: ingest.stats()["connected"])
+    wait_until(lambda: ingest.stats().connected)
     new.write(pms5003_frame(3))
     wait_until(lambda: len(sink.readings) == 2)
     assert [r["topic"] for r in sink.readings] == [str(old.link), str(new.link)]
     assert [r["payload"] for r in sink.readings] == [pms5003_frame(1), pms5003_frame(3)]
     stats = ingest.stats()
-    assert stats["reopens"] == 1 and stats["frames_bad"] == 0  # the torn frame did not merge
-    assert stats["last_error"]  # what happened to the old port stays visible
+    assert stats.reopens == 1 and stats.frames_bad == 0  # the torn frame did not merge
+    assert stats.last_error  # what happened to the old port stays visible
 
 
 def test_backoff_doubles_with_jitter_up_to_reopen_max() -> None:
@@ -260,11 +260,11 @@ def test_stop_is_prompt_whether_connected_or_waiting(plugged: bool) -> None:
     port = pty.path if plugged else "/dev/nonexistent-tty"
     ingest = SerialIngest("dev", port, create("pms5003"), sink, reopen_max=30.0)  # type: ignore[arg-type]
     ingest.start()
-    wait_until(lambda: ingest.stats()["state"] in ("connected", "disconnected"))
+    wait_until(lambda: ingest.stats().state in ("connected", "disconnected"))
     if not plugged:
         time.sleep(0.5)  # well into a long backoff
     began = time.monotonic()
     ingest.stop()
     assert time.monotonic() - began < 0.5
-    assert ingest.stats()["state"] == "stopped" and not ingest.stats()["connected"]
+    assert ingest.stats().state == "stopped" and not ingest.stats().connected
     pty.unplug()

@@ -24,7 +24,7 @@ async def start_status_server(
         return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
 
     async def healthz(_request: web.Request) -> web.Response:
-        code, line = snapshot().health()
+        code, line = snapshot().healthz()
         return web.Response(status=code, text=line + "\n")
 
     app = web.Application()

@@ -1,8 +1,8 @@
 """The gateway daemon (``depin-gateway run``): wires the stages of the data path together.
 
     sources (MQTT, serial) -> IngestSink -> Spool            (gateway/ingest, gateway/spool)
-    Spool -> Batcher -> Vault (sealed batches)               (gateway/batcher.py, gateway/seal)
-    status HTTP: /status /metrics /healthz                   (gateway/status_http.py)
+    Spool -> Batcher -> Vault (sealed batches)               (gateway/seal)
+    status HTTP: /status /metrics /healthz                   (gateway/daemon/http.py)
 
 State directory layout::
 
@@ -32,11 +32,17 @@ from typing import Any
 from gateway import __version__
 from gateway.clock import Clock, SystemClock
 from gateway.config import Config
-from gateway.daemon.snapshot import iso_time, spool_section
+from gateway.daemon.snapshot import (
+    degraded,
+    disk_status,
+    seal_backoff_status,
+    spool_status,
+    storage_status,
+)
 from gateway.deals import StorageService
 from gateway.errors import GatewayError, KeyMaterialError, StorageError
 from gateway.fleet import HeartbeatPublisher
-from gateway.ingest.budget import BudgetState, DiskBudget
+from gateway.ingest.budget import DiskBudget
 from gateway.ingest.mqtt import MqttIngest
 from gateway.ingest.serial import SerialIngest
 from gateway.ingest.sink import IngestSink
@@ -45,8 +51,16 @@ from gateway.keys.identity import Identity
 from gateway.sdnotify import notify, watchdog_interval
 from gateway.seal import Vault
 from gateway.seal.batcher import Batcher
-from gateway.spool import Spool, SpoolStats
-from gateway.status import StatusSnapshot
+from gateway.spool import Spool
+from gateway.status import (
+    ClockStatus,
+    Health,
+    QuarantineStatus,
+    SealStatus,
+    Sources,
+    StatusSnapshot,
+    StorageStatus,
+)
 from gateway.supervise import Supervisor, install_excepthook, process_probe
 
 __all__ = ["Gateway", "run"]
@@ -192,140 +206,65 @@ class Gateway:
             watch("fleet-mqtt", lambda: fleet.network_thread)
 
     def snapshot(self) -> StatusSnapshot:
+        """Each component's typed status, composed (gateway/status); never a secret."""
         spool = self.spool.stats()
         sink = self.sink.stats()
         budget = self.budget.check()
-        sources = self._sources()
-        seal, batches_sealed = self._seal_section()
-        storage: dict[str, Any] = {"enabled": False}
-        if self.storage is not None:
-            storage = self.storage.stats()
+        seal = self.batcher.stats() if self.batcher is not None else None
+        backoff = self.batcher.backoff() if self.batcher is not None else None
+        storage = storage_status(self.storage.stats()) if self.storage is not None else None
+        sources = Sources(
+            mqtt=self.mqtt.stats() if self.mqtt is not None else None,
+            serial={port.name: port.stats() for port in self.serial},
+        )
         stopped = {death.component: death.cause for death in self.supervisor.check()}
-        details = {
-            "clock": {"synced": bool(getattr(self.clock, "synced", False)),
-                      "boot_id": self.clock.now().boot_id},
-            "sources": sources,
-            "spool": spool_section(spool, sink.commits),
-            "seal": seal,
-            "storage": storage,
-            "duplicates_dropped": sink.duplicates,
-            "quarantine": {"by_reason": sink.quarantined, "bytes": self.quarantine.bytes_on_disk,
-                           "dropped": sink.quarantine_dropped},
-            "disk": self._disk_section(budget, spool),
-            "stopped": stopped,
-            "last_error": self._last_errors(sources, seal, storage, sink.last_error, stopped),
-        }  # fmt: skip
+        written = spool.bytes_written + self.quarantine.stats().bytes_written
         return StatusSnapshot(
             gateway_id=self.config.gateway.id,
             public_key=format_gateway_public(self.identity.key.verify_key),
             version=__version__,
             uptime_s=time.monotonic() - self.started,
-            readings_total=spool.next_seq - 1 - spool.unflushed,
-            spool_pending=spool.pending,
-            batches_sealed=batches_sealed,
-            batches_durable=int(storage.get("batches_durable", 0)),
-            quarantined=sum(sink.quarantined.values()),
-            backpressure=budget.backpressure,
-            ledger_head=storage.get("ledger_head"),
-            details=details,
-            healthy=not stopped,
-            degraded=self._degraded(budget),
+            clock=ClockStatus(
+                synced=bool(getattr(self.clock, "synced", False)), boot_id=self.clock.now().boot_id
+            ),
+            sources=sources,
+            spool=spool_status(spool, sink.commits),
+            seal=seal,
+            storage=storage,
+            duplicates_dropped=sink.duplicates,
+            quarantine=QuarantineStatus(
+                by_reason=sink.quarantined,
+                bytes=self.quarantine.bytes_on_disk,
+                dropped=sink.quarantine_dropped,
+            ),
+            disk=disk_status(
+                budget, seal_backoff_status(backoff, time.monotonic()), written, spool.fsyncs
+            ),
+            health=Health(
+                stopped=stopped,
+                last_error=self._last_errors(sources, seal, storage, sink.last_error, stopped),
+                degraded=degraded(
+                    budget, backoff, self.sink.last_error if self.sink.failing else None
+                ),
+            ),
         )
 
-    def _sources(self) -> dict[str, Any]:
-        sources: dict[str, Any] = {}
-        if self.mqtt is not None:
-            m = self.mqtt.stats()
-            sources["mqtt"] = {
-                "connected": m.connected,
-                "broker": f"{self.config.mqtt.host}:{self.config.mqtt.port}",
-                "received": m.received,
-                "connects": m.connects,
-                "disconnects": m.disconnects,
-                "rejected": m.rejected,
-                "receive_maximum": m.receive_maximum,
-                "last_error": m.last_error,
-            }
-        for port in self.serial:
-            sources[f"serial:{port.name}"] = port.stats()
-        return sources
-
-    def _seal_section(self) -> tuple[dict[str, Any], int]:
-        seal: dict[str, Any] = {"enabled": self.batcher is not None}
-        if self.batcher is None:
-            return seal, 0
-        b = self.batcher.stats()
-        seal |= {
-            "readings_sealed": b.readings_sealed,
-            "last_compression_ratio": b.last_compression_ratio,
-            "vault_bytes": b.vault_bytes,
-            "dictionary": b.dictionary_id,
-            "data_fragments": self.config.storage.data_fragments,
-            "parity_fragments": self.config.storage.parity_fragments,
-            "last_error": b.last_error,
-        }
-        return seal, b.batches_sealed
-
-    def _last_errors(self, sources: dict[str, Any], seal: dict[str, Any],
-                     storage: dict[str, Any], spool_error: str | None,
+    def _last_errors(self, sources: Sources, seal: SealStatus | None,
+                     storage: StorageStatus | None, spool_error: str | None,
                      stopped: dict[str, str]) -> dict[str, str]:  # fmt: skip
         errors = dict(self.errors)
         if self.fleet is not None and self.fleet.last_error:
             errors["fleet"] = self.fleet.last_error
-        if seal.get("last_error"):
-            errors["seal"] = seal["last_error"]
+        if seal is not None and seal.last_error:
+            errors["seal"] = seal.last_error
         if spool_error:
             errors["spool"] = spool_error
         for name, source in sources.items():
-            if source.get("last_error"):
-                errors[name] = source["last_error"]
-        if storage.get("last_error"):
-            errors["storage"] = storage["last_error"]
+            if source.last_error:
+                errors[name] = source.last_error
+        if storage is not None and storage.last_error:
+            errors["storage"] = storage.last_error
         return errors | stopped  # a component's death is its last word
-
-    def _disk_section(self, budget: BudgetState, spool: SpoolStats) -> dict[str, Any]:
-        backoff = self.batcher.backoff() if self.batcher is not None else None
-        retry: dict[str, Any] | None = None
-        if backoff is not None:
-            retry = {
-                "failures": backoff.failures,
-                "next_retry_at": iso_time(backoff.retry_at_wall),
-                "next_retry_in_s": round(max(0.0, backoff.retry_at - time.monotonic()), 1),
-                "needed_bytes": backoff.needed_bytes,
-                "waiting_for_space": backoff.waiting_for_space,
-                "error": backoff.error,
-            }
-        return {
-            "used": budget.used,
-            "budget": budget.budget,
-            "fraction": round(budget.fraction, 4),
-            "filesystem_free": budget.filesystem_free,
-            "reserve": budget.reserve,
-            "below_reserve": budget.below_reserve,
-            "seal_backoff": retry,
-            "bytes_written": spool.bytes_written + self.quarantine.stats().bytes_written,
-            "fsyncs": spool.fsyncs,
-        }
-
-    def _degraded(self, budget: BudgetState) -> tuple[str, ...]:
-        """Why ingest or sealing cannot make progress now (each a line for /healthz)."""
-        reasons = []
-        if budget.below_reserve:
-            reasons.append(f"disk full: {budget.filesystem_free} bytes free, below the reserve "
-                           f"of {budget.reserve}; not acking new readings")  # fmt: skip
-        elif budget.backpressure:
-            reasons.append(f"disk budget reached: {budget.used} of {budget.budget} bytes; "
-                           "not acking new readings")  # fmt: skip
-        backoff = self.batcher.backoff() if self.batcher is not None else None
-        if backoff is not None:
-            when = "at " + iso_time(backoff.retry_at_wall)
-            if backoff.waiting_for_space:
-                when = f"once {backoff.needed_bytes} bytes are free, at the latest {when}"
-            reasons.append(f"sealing failed {backoff.failures} times, next retry {when}: "
-                           f"{backoff.error}")  # fmt: skip
-        if self.sink.failing:
-            reasons.append(f"spool commits failing: {self.sink.last_error}")
-        return tuple(reasons)
 
 
 def _thread_of(port: SerialIngest) -> Callable[[], threading.Thread | None]:

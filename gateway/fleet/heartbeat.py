@@ -58,9 +58,6 @@ def status_topic(gateway_id: str) -> str:
 
 def heartbeat_body(snapshot: StatusSnapshot, sent_at: float) -> dict[str, Any]:
     """The compact, secret-free subset of a status snapshot that a heartbeat carries."""
-    details = snapshot.details
-    clock = details.get("clock", {})
-    sources = details.get("sources", {})
     return {
         "gateway_id": snapshot.gateway_id,
         "public_key": snapshot.public_key,
@@ -73,9 +70,9 @@ def heartbeat_body(snapshot: StatusSnapshot, sent_at: float) -> dict[str, Any]:
         "quarantined": snapshot.quarantined,
         "backpressure": snapshot.backpressure,
         "ledger_head": snapshot.ledger_head,
-        "clock_synced": bool(clock.get("synced", False)),
-        "sources": {str(name): bool(s.get("connected")) for name, s in sources.items()},
-        "errors": sorted(str(k) for k in details.get("last_error", {})),
+        "clock_synced": snapshot.clock.synced,
+        "sources": {name: source.connected for name, source in snapshot.sources.items()},
+        "errors": sorted(snapshot.health.last_error),
         "sent_at": int(sent_at),
         "online": True,
     }

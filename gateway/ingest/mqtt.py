@@ -30,7 +30,6 @@ import struct
 import sys
 import threading
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any, cast
 
 import paho.mqtt.client as paho
@@ -44,8 +43,9 @@ from gateway.errors import ConfigError
 from gateway.ingest.dedup import mqtt_key
 from gateway.ingest.payload import validate_payload
 from gateway.ingest.sink import IngestSink
+from gateway.status import MqttStatus
 
-__all__ = ["MqttIngest", "MqttStats", "validate_payload"]
+__all__ = ["MqttIngest", "validate_payload"]
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +58,6 @@ _PUBACK = struct.Struct("!BBH")
 
 def _matches(topic_filter: str, topic: str) -> bool:
     return paho.topic_matches_sub(topic_filter, topic)
-
-
-@dataclass(frozen=True, slots=True)
-class MqttStats:
-    connected: bool
-    received: int
-    connects: int
-    disconnects: int
-    rejected: dict[str, int]
-    receive_maximum: int
-    last_error: str | None
 
 
 class MqttIngest:
@@ -275,9 +264,10 @@ class MqttIngest:
         if data:
             self._queue_packet(paho.PUBACK, data, 0, 0)
 
-    def stats(self) -> MqttStats:
-        return MqttStats(
+    def stats(self) -> MqttStatus:
+        return MqttStatus(
             connected=self.connected,
+            broker=f"{self.config.host}:{self.config.port}",
             received=self.received,
             connects=self.connects,
             disconnects=self.disconnects,

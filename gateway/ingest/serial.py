@@ -57,7 +57,6 @@ import re
 import threading
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Any
 
 import serial
 
@@ -66,6 +65,7 @@ from drivers.registry import create
 from gateway.clock import Clock
 from gateway.config import SerialConfig
 from gateway.ingest.sink import IngestSink
+from gateway.status import SerialStatus
 from gateway.supervise import SupervisedThread, spawn
 
 __all__ = ["SerialIngest", "resolve_port"]
@@ -169,25 +169,25 @@ class SerialIngest:
             self._thread.join(timeout=READ_TIMEOUT + WRITE_TIMEOUT + 1.0)
         self.state = "stopped"
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> SerialStatus:
         with self._lock:
-            return {
-                "connected": self.state in ("connected", "paused"),
-                "state": self.state,
-                "port": self.resolved,
-                "configured_port": self.port,
-                "driver": self.driver.name,
-                "baudrate": self.baudrate,
-                "frames_ok": self.frames_ok,
-                "frames_bad": self.frames_bad,
-                "duplicates": self.duplicates,
-                "last_bad_reason": self.last_bad_reason,
-                "last_reading_at": self.last_reading_at,
-                "reopens": max(0, self.opens - 1),
-                "paused_s": round(self.paused_s, 3),
-                "last_error": self.last_error,
-                "other_frames": dict(self.other_frames),
-            }
+            return SerialStatus(
+                connected=self.state in ("connected", "paused"),
+                state=self.state,
+                port=self.resolved,
+                configured_port=self.port,
+                driver=self.driver.name,
+                baudrate=self.baudrate,
+                frames_ok=self.frames_ok,
+                frames_bad=self.frames_bad,
+                duplicates=self.duplicates,
+                last_bad_reason=self.last_bad_reason,
+                last_reading_at=self.last_reading_at,
+                reopens=max(0, self.opens - 1),
+                paused_s=round(self.paused_s, 3),
+                last_error=self.last_error,
+                other_frames=dict(self.other_frames),
+            )
 
     # -- the port thread --------------------------------------------------------------------
 

@@ -47,11 +47,11 @@ from gateway.seal import (
 )
 from gateway.seal.worker import SealWorker, decode_records
 from gateway.spool import Spool
+from gateway.status import SealStatus
 from gateway.supervise import SupervisedThread, spawn
 
 __all__ = [
     "Batcher",
-    "BatcherStats",
     "last_sealed_spool_seq",
     "read_ledger_head",
     "record_ledger_head",
@@ -93,16 +93,6 @@ def last_sealed_spool_seq(vault: Vault) -> int:
         return 0
     header = vault.header(last).header
     return max(high for _, high in header.sources.values())
-
-
-@dataclass(frozen=True, slots=True)
-class BatcherStats:
-    batches_sealed: int
-    readings_sealed: int
-    last_compression_ratio: float | None
-    vault_bytes: int
-    dictionary_id: str | None
-    last_error: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,12 +338,14 @@ class Batcher:
                  (time.perf_counter() - started) * 1000)  # fmt: skip
         self._finish_release()
 
-    def stats(self) -> BatcherStats:
-        return BatcherStats(
+    def stats(self) -> SealStatus:
+        return SealStatus(
             batches_sealed=self.batches_sealed,
             readings_sealed=self.readings_sealed,
             last_compression_ratio=self.last_ratio,
             vault_bytes=self.vault.bytes_used,
-            dictionary_id=self.dictionary.id if self.dictionary else None,
+            dictionary=self.dictionary.id if self.dictionary else None,
+            data_fragments=self.k,
+            parity_fragments=self.m,
             last_error=self.last_error,
         )
