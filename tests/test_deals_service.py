@@ -18,6 +18,7 @@ from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 
 from gateway.config import Config, config_from_string
+from gateway.daemon.snapshot import storage_status
 from gateway.deals import StorageService
 from gateway.deals.book import Book
 from gateway.deals.eventlog import EventLog
@@ -29,6 +30,12 @@ from gateway.seal.synthetic import SensorFleet
 from gateway.testing.node_client import make_node_config
 
 IDENTITY = SigningKey(b"\x15" * 32)
+
+
+def assert_typed_status_keeps_everything(stats: dict[str, Any]) -> None:
+    """/status's storage section is the service's stats, typed on the way: nothing lost."""
+    typed = storage_status(stats)
+    assert typed is not None and typed.to_json() == stats
 
 
 def _config(tmp_path: Path, nodes: list[str], owner: PrivateKey, **storage: Any) -> Config:
@@ -115,6 +122,7 @@ def test_batches_are_placed_proven_evicted_and_restorable_from_the_network(
             assert len(providers) == 6  # k + m fragments on six distinct nodes
         assert int(stats["fil"]["committed"]) > 0
         assert stats["budget_state"] == "ok"
+        assert_typed_status_keeps_everything(stats)
         head = stats["ledger_head"]
     finally:
         service.stop()
@@ -199,6 +207,7 @@ def test_a_budget_too_small_keeps_data_local_and_says_why(
         assert int(stats["fil"]["spent"]) + int(stats["fil"]["committed"]) <= 1000
         assert stats["batches_evicted"] == 0
         assert all(len(vault.fragments(seq)) == 6 for seq in range(2))
+        assert_typed_status_keeps_everything(stats)
     finally:
         service.stop()
 
