@@ -37,13 +37,17 @@ def as_json(value: Any) -> Any:
     if hasattr(value, "to_json"):
         return value.to_json()
     if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: as_json(getattr(value, f.name)) for f in fields(value)
-                if f.metadata.get("json", True)}  # fmt: skip
+        return _fields_json(value)
     if isinstance(value, Mapping):
         return {str(key): as_json(item) for key, item in value.items()}
     if isinstance(value, tuple | list):
         return [as_json(item) for item in value]
     return value
+
+
+def _fields_json(value: Any) -> dict[str, Any]:
+    return {f.name: as_json(getattr(value, f.name)) for f in fields(value)
+            if f.metadata.get("json", True)}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +128,7 @@ class SealStatus:
     last_error: str | None
 
     def to_json(self) -> dict[str, Any]:
-        return {"enabled": True, **{f.name: getattr(self, f.name) for f in fields(self)
-                                    if f.metadata.get("json", True)}}  # fmt: skip
+        return {"enabled": True, **_fields_json(self)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +187,7 @@ class StorageStatus:
     last_error: str | None
 
     def to_json(self) -> dict[str, Any]:
-        return {"enabled": True, **{f.name: as_json(getattr(self, f.name)) for f in fields(self)}}
+        return {"enabled": True, **_fields_json(self)}
 
 
 @dataclass(frozen=True, slots=True)
