@@ -304,8 +304,8 @@ def test_gateway_without_chain_loads_no_chain_dependency() -> None:
     import sys
 
     code = (
-        "import sys, gateway.daemon, gateway.cli\n"
-        "gateway.cli._parser()\n"
+        "import sys, gateway.daemon, gateway.cli.main\n"
+        "gateway.cli.main._parser()\n"
         "heavy = ('eth_account', 'eth_abi', 'eth_keys', 'eth_utils', 'eth_hash', 'Crypto')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
     )
