@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 from eth_utils import is_checksum_address as reference_is_checksum
@@ -304,14 +305,14 @@ def test_gateway_without_chain_loads_no_chain_dependency() -> None:
     import sys
 
     code = (
-        "import sys, gateway.daemon, gateway.cli\n"
-        "gateway.cli._parser()\n"
+        "import sys, gateway.daemon, gateway.cli.app\n"
+        "gateway.cli.app._parser()\n"
         "heavy = ('eth_account', 'eth_abi', 'eth_keys', 'eth_utils', 'eth_hash', 'Crypto')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
+    root = Path(__file__).resolve().parents[1]  # this checkout, not whatever is installed
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, timeout=60, cwd=root)  # fmt: skip
     assert result.stdout.strip() == "[]", result.stdout
 
 

@@ -17,13 +17,13 @@ from nacl.signing import SigningKey
 
 from gateway.chain.jsonrpc import RpcClient
 from gateway.chain.tx import TxSender
-from gateway.chain.wallet import load_wallet
+from gateway.keys.wallet import load_wallet
 from gateway.market.epoch import epoch_at
 from gateway.market.messages import Ask, DealAcceptance
-from gateway.node.testing import SigningClient, make_proposal
 from gateway.piece.cid import piece_cid_v2
 from gateway.piece.commp import commp
 from gateway.testing.focnet import USDFC, deposit_with_permit
+from gateway.testing.node_client import SigningClient, make_proposal
 from tests.devnet_support import PDP, add_extra, add_pieces, create_extra, create_set
 
 FAST = ["--proving-period", "12", "--challenge-window", "4", "--challenge-finality", "2"]

@@ -1,5 +1,5 @@
 """``python -m gateway.cli``."""
 
-from gateway.cli.main import main
+from gateway.cli.app import main
 
 raise SystemExit(main())

@@ -12,144 +12,25 @@ import argparse
 import contextlib
 import json
 import math
-import os
-import random
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.errors import ConfigError, GatewayError
 from gateway.reading import payload_from_json
 from gateway.testing.broker import Broker, free_port
+from gateway.testing.gateway import DemoGateway
+from gateway.testing.mqtt_sensors import SensorFleet
 from gateway.testing.nodes import DemoNodes
 from gateway.testing.sensors import SerialDevices
 
 __all__ = ["run_demo"]
-
-KINDS = ("climate", "air", "gps", "power")
-
-
-@dataclass
-class SensorFleet:
-    """Simulated sensors; every payload sent is remembered for the final check."""
-
-    port: int
-    rate: float
-    sent: Counter[tuple[str, bytes]] = field(default_factory=Counter)
-    count: int = 0
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def reading(self, sensor: int, seq: int, now: float) -> tuple[str, bytes]:
-        kind = KINDS[sensor % len(KINDS)]
-        topic = f"sensors/site{sensor // 4}/{kind}/dev{sensor:02d}"
-        wave = math.sin(now / 60 + sensor)
-        body: dict[str, Any] = {"dev": f"dev{sensor:02d}", "seq": seq, "ts": round(now, 3)}
-        if kind == "climate":
-            body |= {
-                "temp_c": round(21 + 3 * wave + random.gauss(0, 0.1), 2),
-                "rh_pct": round(48 - 6 * wave + random.gauss(0, 0.3), 1),
-                "pressure_hpa": round(1013 + random.gauss(0, 0.4), 1),
-            }
-        elif kind == "air":
-            pm25 = max(0.0, 9 + 4 * wave + random.gauss(0, 1))
-            body |= {
-                "pm1_0": round(pm25 * 0.6, 1),
-                "pm2_5": round(pm25, 1),
-                "pm10": round(pm25 * 1.4, 1),
-                "co2_ppm": int(430 + 60 * wave),
-            }
-        elif kind == "gps":
-            body |= {
-                "lat": round(52.52 + 0.001 * wave, 6),
-                "lon": round(13.405 + 0.001 * wave, 6),
-                "alt_m": round(34 + random.gauss(0, 0.5), 1),
-                "sats": random.randint(7, 12),
-                "hdop": round(random.uniform(0.7, 1.4), 2),
-            }
-        else:
-            body |= {
-                "v": round(230 + random.gauss(0, 0.8), 1),
-                "a": round(2 + wave, 3),
-                "kwh": round(1200 + now / 3600, 4),
-            }
-        return topic, json.dumps(body, separators=(",", ":")).encode()
-
-    def run(self, sensors: int = 12) -> None:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="demo-sensors")
-        client.max_inflight_messages_set(500)
-        client.max_queued_messages_set(0)
-        client.connect("127.0.0.1", self.port)
-        client.loop_start()
-        seqs = [0] * sensors
-        interval = 1.0 / self.rate
-        next_at = time.monotonic()
-        infos = []
-        while not self.stop.is_set():
-            sensor = self.count % sensors
-            topic, payload = self.reading(sensor, seqs[sensor], time.time())
-            seqs[sensor] += 1
-            infos.append(client.publish(topic, payload, qos=1))
-            self.sent[(topic, payload)] += 1
-            self.count += 1
-            next_at += interval
-            delay = next_at - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-        for info in infos:
-            info.wait_for_publish(timeout=60)
-        client.disconnect()
-        client.loop_stop()
-
-
-class DemoGateway:
-    def __init__(self, config: Path, status_port: int) -> None:
-        self.config = config
-        self.url = f"http://127.0.0.1:{status_port}/status"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log = open(config.parent / "gateway.log", "ab")  # noqa: SIM115 (lives as long as the demo)
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "run", "--config", str(self.config)],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.status():
-                return
-            time.sleep(0.1)
-        raise GatewayError(f"gateway did not start; see {self.config.parent / 'gateway.log'}")
-
-    def status(self) -> dict[str, Any] | None:
-        try:
-            with urllib.request.urlopen(self.url, timeout=2) as response:  # noqa: S310 (loopback)
-                data: dict[str, Any] = json.load(response)
-                return data
-        except OSError:
-            return None
-
-    def kill9(self) -> None:
-        if self.process is not None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-        self.log.close()
 
 
 def _setup(workdir: Path, broker_port: int, status_port: int, serial_toml: str,
@@ -232,8 +113,27 @@ def run_demo(duration: float = 60.0, workdir: str | None = None, rate: float = 2
         return _run(root, broker, duration, rate, cleanup)
 
 
+@dataclass
+class _Demo:
+    """Everything one demo run started (each part also registered for cleanup)."""
+
+    root: Path
+    config: Path
+    gateway: DemoGateway
+    fleet: SensorFleet
+    devices: SerialDevices
+    nodes: DemoNodes
+    publisher: threading.Thread
+
+
 def _run(root: Path, broker: Broker, duration: float, rate: float,
          cleanup: contextlib.ExitStack) -> int:  # fmt: skip
+    demo = _start(root, broker, rate, cleanup)
+    last = _traffic(demo, duration)
+    return _finish(demo, last)
+
+
+def _start(root: Path, broker: Broker, rate: float, cleanup: contextlib.ExitStack) -> _Demo:
     status_port = free_port()
     devices = SerialDevices()
     cleanup.callback(devices.close)
@@ -255,6 +155,12 @@ def _run(root: Path, broker: Broker, duration: float, rate: float,
         f"serial devices on {devices.pms.path} (PMS5003), {devices.gnss.path} (GNSS), "
         f"{devices.mcu.path} (bridge firmware)"
     )
+    return _Demo(root, config, gateway, fleet, devices, nodes, publisher)
+
+
+def _traffic(demo: _Demo, duration: float) -> list[float]:
+    """Sensor traffic for ``duration``: a kill -9 at 40 %, a node lost with its disk at 65 %."""
+    gateway, nodes, fleet = demo.gateway, demo.nodes, demo.fleet
     started = time.monotonic()
     last = [started, -1.0]
     killed = lost_node = False
@@ -275,8 +181,14 @@ def _run(root: Path, broker: Broker, duration: float, rate: float,
             lost_node = True
             note = f"<- node {nodes.nodes[0].url} lost with its disk; {newcomer.url} joins"
         _progress(fleet, gateway.status(), last, note)
+    return last
+
+
+def _finish(demo: _Demo, last: list[float]) -> int:
+    """Stop the sensors, drain, wait until durable, then check both restores."""
+    gateway, fleet, devices = demo.gateway, demo.fleet, demo.devices
     fleet.stop.set()
-    publisher.join()
+    demo.publisher.join()
     acked = devices.finish()
     print(
         f"sensors stopped after {fleet.count} MQTT readings; bridge firmware "
@@ -286,16 +198,16 @@ def _run(root: Path, broker: Broker, duration: float, rate: float,
     _progress(fleet, status, last, "drained")
     status = _wait_durable(gateway, fleet, last)
     gateway.stop()
-    code = _check_restore(config, fleet, devices)
+    code = _check_restore(demo.config, fleet, devices)
     if status is not None and status.get("ledger_head"):
-        code |= _check_network_restore(config, status, nodes.urls, fleet, devices)
+        code |= _check_network_restore(demo.config, status, demo.nodes.urls, fleet, devices)
     else:
         print("demo FAILED: no ledger head on the network")
         code = 1
     if code == 0:
         print(
             "demo OK: every acknowledged reading restored exactly once, byte for byte, "
-            f"from the gateway and from the storage network alone ({root})"
+            f"from the gateway and from the storage network alone ({demo.root})"
         )
     return code
 

@@ -34,6 +34,6 @@ def gather_fragments(
                 found[index] = data
     if len(found) < k:
         raise IntegrityError(
-            signed.seq, "fragments", f"only {len(found)} of the {k} fragments needed could be had"
+            signed.seq, "fragments", f"need {k} fragments, have {len(found)} (no node had more)"
         )
     return found

@@ -24,7 +24,7 @@ from types import ModuleType
 __all__ = ["SerialDevices"]
 
 FIRMWARE = (
-    Path(__file__).resolve().parent.parent / "firmware-bridge" / "micropython" / "depin_bridge.py"
+    Path(__file__).resolve().parents[2] / "firmware-bridge" / "micropython" / "depin_bridge.py"
 )
 
 
