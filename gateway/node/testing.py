@@ -7,8 +7,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import random
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,7 +22,6 @@ from typing import Any
 import aiohttp
 from nacl.signing import SigningKey
 
-from gateway.broker import free_port
 from gateway.keys import create_identity, format_gateway_public
 from gateway.market.epoch import epoch_at
 from gateway.market.httpsig import sign_request
@@ -172,6 +173,25 @@ def random_bytes(size: int) -> bytes:
     return os.urandom(size)
 
 
+# Below Linux's ephemeral range (ip_local_port_range, 32768-60999 by default): no outgoing
+# connection and no bind to port 0, by any process on the machine, is ever given such a port, so
+# it stays ours while a node restarts on it. A port from bind(0) could be taken in that window.
+_QUIET_PORTS = range(20_000, 32_768)
+
+
+def restartable_port() -> int:
+    """A free loopback port outside the ephemeral range (see ``_QUIET_PORTS``)."""
+    for _ in range(200):
+        port = random.choice(_QUIET_PORTS)  # not a secret: any free port will do
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError("no free loopback port in 20000-32767")
+
+
 class NodeProcess:
     """``python -m gateway.node run`` as a child process on a free loopback port.
 
@@ -181,7 +201,7 @@ class NodeProcess:
 
     def __init__(self, directory: Path, prefix: Sequence[str] = (), **settings: Any) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        self.url = f"http://127.0.0.1:{free_port()}"
+        self.url = f"http://127.0.0.1:{restartable_port()}"
         self.config_path = directory / "node.toml"
         self.log_path = directory / "node.log"
         values = {
@@ -225,11 +245,13 @@ class NodeProcess:
             time.sleep(0.05)
 
     def _answers(self) -> bool:
+        """Ready means *this* node answers: its provider key in ``/status``, not merely some
+        server on the port (another process may hold it while this one fails to bind)."""
         try:
             # our own http:// URL, built in __init__
-            with urllib.request.urlopen(self.url + "/pdp/ping", timeout=2) as response:  # noqa: S310
-                return int(response.status) == 200
-        except OSError:
+            with urllib.request.urlopen(self.url + "/status", timeout=5) as response:  # noqa: S310
+                return bool(json.loads(response.read()).get("provider") == self.provider)
+        except (OSError, ValueError):
             return False
 
     def stop(self) -> int:
