@@ -20,6 +20,7 @@ from nacl.signing import SigningKey
 from gateway.errors import GatewayError
 from gateway.keys import load_identity
 from gateway.node.announce import Announcer
+from gateway.node.chainport import PdpChain
 from gateway.node.config import NodeConfig
 from gateway.node.connections import ConnectionGuard
 from gateway.node.quietlog import quiet_third_party_logs
@@ -89,9 +90,16 @@ async def start_node(
     clock: Clock = time.time,
     monotonic: Clock = time.monotonic,
     key: SigningKey | None = None,
+    chain: PdpChain | None = None,
 ) -> RunningNode:
-    """Start serving ``config`` (``listen`` may use port 0); ``key`` defaults to the key file."""
-    service = NodeService(config, key or load_identity(config.identity), clock, monotonic)
+    """Start serving ``config`` (``listen`` may use port 0); ``key`` defaults to the key file;
+    ``chain``: the data-set routes' port (tests inject a fake; ``None``: none, they answer 501)."""
+    if chain is None and config.chain is not None:
+        raise GatewayError(
+            "node: [node] chain_rpc is set, but sending data-set transactions over JSON-RPC is "
+            "not implemented yet; remove chain_rpc, pdp_verifier and wallet"
+        )
+    service = NodeService(config, key or load_identity(config.identity), clock, monotonic, chain)
     await service.recover()
     limiter = quiet_third_party_logs()
     guard = ConnectionGuard(connection_cap(config.max_connections), config.header_timeout, limiter)
