@@ -16,8 +16,9 @@ client's fault: one rate-limited WARNING line (``quietlog``), never an ERROR wit
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import ClientPayloadError, web
 from aiohttp.typedefs import Middleware
@@ -65,6 +66,17 @@ def _guarded(
             )  # fmt: skip
 
     async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await _refusals(request, handler)
+        if response.status >= 400 and isinstance(response, web.Response) and _curio(request):
+            # Curio answers these with http.Error: the message as text/plain; Synapse turns a
+            # JSON error body into a bare JsonError instead of its own error types
+            message = str(json.loads(response.body or b"{}").get("message", "")) + "\n"  # type: ignore[arg-type]
+            return web.Response(
+                status=response.status, text=message, headers=_kept(response.headers)
+            )
+        return response
+
+    async def _refusals(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             service.limit_requests(f"ip:{request.remote}")
             return await handler(request)
@@ -91,6 +103,19 @@ def _guarded(
             return error_response(503, "unavailable", str(exc))
 
     return guard
+
+
+def _curio(request: web.Request) -> bool:
+    """A request to the Curio piece routes from a Curio client: no credentials, no JSON asked."""
+    if not request.path.startswith(("/pdp/piece", "/pdp/ping")):
+        return False
+    headers = request.headers
+    signed = "Authorization" in headers or "Signature-Input" in headers
+    return not signed and "application/json" not in headers.get("Accept", "")
+
+
+def _kept(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k in ("Retry-After", "Content-Range")}
 
 
 def make_app(
