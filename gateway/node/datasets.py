@@ -116,6 +116,17 @@ class DataSetOps:
                 await self.repark(self._removed_pieces(settled))
         return settled
 
+    async def settle_pending(self) -> int:
+        """Ask about every pending transaction (the gc loop: a client may never poll, and a
+        claim must not outlive a rejected or dropped transaction); how many settled."""
+        settled = 0
+        for record in [r for r in self.txs.values() if r.state is TxState.PENDING]:
+            try:
+                settled += (await self._settle(record)).state is not TxState.PENDING
+            except ClientError:  # the chain does not know it (dropped): asked again later
+                continue
+        return settled
+
     def _tx(self, text: str, kinds: tuple[TxKind, ...]) -> TxRecord:
         record = self.txs.get(parse_tx_hash(text))
         if record is None or record.kind not in kinds:

@@ -75,12 +75,12 @@ class PieceRoutes:
         if upload_id in self.service.sessions:
             await self._receive(request, Flow.PIECE)
             return web.Response(status=204)
+        record = self.service.upload_deal(upload_id)  # 404 when it is no upload at all
         claimed = request.headers.get("Content-Digest")
         if not claimed:
             raise ClientError(400, "bad_request", "deal uploads need a signed Content-Digest")
         path, query = request_path(request)
         client = self.service.authenticate("PUT", path, query, request.headers, b"", claimed)
-        record = self.service.upload_deal(upload_id)
         limit = self.service.check_upload(record, client, request.content_length)
         chunks = request.content.iter_chunked(_READ_CHUNK)
         await self.service.upload(record, client, claimed, chunks, limit)

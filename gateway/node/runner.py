@@ -80,6 +80,8 @@ async def _gc_loop(service: NodeService) -> None:
     while True:
         await asyncio.sleep(service.config.gc_interval)
         try:
+            if service.chain is not None:
+                await service.settle_pending()
             await service.collect_garbage()
         except GatewayError as exc:
             log.error("deal garbage collection failed: %s", exc)
