@@ -95,12 +95,12 @@ async def start_node(
     chain: PdpChain | None = None,
 ) -> RunningNode:
     """Start serving ``config`` (``listen`` may use port 0); ``key`` defaults to the key file;
-    ``chain``: the data-set routes' port (tests inject a fake; ``None``: none, they answer 501)."""
+    ``chain``: the data-set routes' port (tests inject a fake); by default the real one when
+    ``[node] chain_rpc`` is set, else none (the data-set routes answer 501)."""
     if chain is None and config.chain is not None:
-        raise GatewayError(
-            "node: [node] chain_rpc is set, but sending data-set transactions over JSON-RPC is "
-            "not implemented yet; remove chain_rpc, pdp_verifier and wallet"
-        )
+        from gateway.node.chain_pdp import connect  # eth-account only for FOC providers
+
+        chain = await asyncio.to_thread(connect, config.chain)
     service = NodeService(config, key or load_identity(config.identity), clock, monotonic, chain)
     await service.recover()
     limiter = quiet_third_party_logs()
