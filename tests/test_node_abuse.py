@@ -20,6 +20,7 @@ from nacl.signing import SigningKey
 
 from gateway.keys import format_gateway_public
 from gateway.market.epoch import epoch_at
+from gateway.node import testing as node_testing
 from gateway.node.testing import NodeProcess, SigningClient, fake_piece, make_proposal, proposal_for
 
 MIB = 1 << 20
@@ -238,16 +239,6 @@ async def test_range_and_signature_numbers_of_5000_digits_are_4xx_not_500(
         await client.close()
 
 
-_HEADER = b"depin-node-replay 1\n"
-
-
-def _segments(node: NodeProcess) -> dict[Path, tuple[bytes, int]]:
-    """Each replay segment file's bytes and inode."""
-    return {
-        p: (p.read_bytes(), p.stat().st_ino) for p in (node.config.data_dir / "replay").iterdir()
-    }
-
-
 async def test_a_signed_request_is_refused_again_after_a_restart_or_kill_9(
     node: NodeProcess,
 ) -> None:
@@ -270,18 +261,19 @@ async def test_a_signed_request_is_refused_again_after_a_restart_or_kill_9(
             node.start()
             status, answer, _ = await send()
             assert (status, answer["code"]) == (401, "replayed")
-        before = _segments(node)
-        assert before and all(data.startswith(_HEADER) for data, _ in before.values())
+        header, segments = node_testing.REPLAY_HEADER, node_testing.replay_segments
+        before = segments(node.config.data_dir)
+        assert before and all(data.startswith(header) for data, _ in before.values())
         assert (await client.send("POST", "/pdp/piece", json_body={"pieceCid": "x"}))[0] == 400
         appended = b""
-        for path, (data, inode) in _segments(node).items():
+        for path, (data, inode) in segments(node.config.data_dir).items():
             if path in before:
                 old, old_inode = before[path]
                 assert inode == old_inode and data.startswith(old), "rewritten, not appended"
                 appended += data[len(old) :]
             else:  # a new segment starts every 2 * max_skew; the test may straddle one
-                assert data.startswith(_HEADER)
-                appended += data[len(_HEADER) :]
+                assert data.startswith(header)
+                appended += data[len(header) :]
         keyid = format_gateway_public(client.key.verify_key)
         assert re.fullmatch(rf"\d+ {keyid} [0-9a-f]{{24}}\n", appended.decode())
     finally:

@@ -66,15 +66,7 @@ def _guarded(
             )  # fmt: skip
 
     async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
-        response = await _refusals(request, handler)
-        if response.status >= 400 and isinstance(response, web.Response) and _curio(request):
-            # Curio answers these with http.Error: the message as text/plain; Synapse turns a
-            # JSON error body into a bare JsonError instead of its own error types
-            message = str(json.loads(response.body or b"{}").get("message", "")) + "\n"  # type: ignore[arg-type]
-            return web.Response(
-                status=response.status, text=message, headers=_kept(response.headers)
-            )
-        return response
+        return _as_curio(request, await _refusals(request, handler))
 
     async def _refusals(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
@@ -116,6 +108,16 @@ def _curio(request: web.Request) -> bool:
 
 def _kept(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k in ("Retry-After", "Content-Range")}
+
+
+def _as_curio(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """Curio answers its piece routes' errors with http.Error: the message as text/plain, and
+    Synapse turns a JSON error body into a bare JsonError instead of its own error types."""
+    if response.status < 400 or not isinstance(response, web.Response) or not _curio(request):
+        return response
+    body = response.body if isinstance(response.body, bytes) else b"{}"
+    message = str(json.loads(body or b"{}").get("message", "")) + "\n"
+    return web.Response(status=response.status, text=message, headers=_kept(response.headers))
 
 
 def make_app(

@@ -62,6 +62,26 @@ class Rejection:
     reason: str
 
 
+def _limits(config: NodeConfig) -> tuple[ReservationLimits, UnclaimedLimits]:
+    """What deal reservations and uploads without a deal may hold (from ``[node]``)."""
+    reservations = ReservationLimits(
+        ttl=config.reservation_ttl,
+        per_client=config.max_reserved_per_client,
+        per_address=config.max_reserved_per_address,
+        unpaid_total=config.max_unpaid_reserved,
+        grace_epochs=epochs_for(config.payment_grace),
+        per_address_deals=4 * config.max_pending_deals,
+    )
+    unclaimed = UnclaimedLimits(
+        keep=config.unclaimed_keep,
+        session_ttl=config.reservation_ttl,
+        total=config.max_unclaimed,
+        per_address=config.max_unclaimed_per_address,
+        sessions_per_address=4 * config.max_pending_deals,
+    )
+    return reservations, unclaimed
+
+
 class NodeService(AuthOps, PieceOps, PublicUploadOps, DataSetOps, LifecycleOps):
     def __init__(
         self,
@@ -112,21 +132,7 @@ class NodeService(AuthOps, PieceOps, PublicUploadOps, DataSetOps, LifecycleOps):
             max_start_delay_epochs=epochs_for(config.max_start_delay),
             max_pending_deals=config.max_pending_deals,
         )
-        self.limits = ReservationLimits(
-            ttl=config.reservation_ttl,
-            per_client=config.max_reserved_per_client,
-            per_address=config.max_reserved_per_address,
-            unpaid_total=config.max_unpaid_reserved,
-            grace_epochs=epochs_for(config.payment_grace),
-            per_address_deals=4 * config.max_pending_deals,
-        )
-        self.unclaimed_limits = UnclaimedLimits(
-            keep=config.unclaimed_keep,
-            session_ttl=config.reservation_ttl,
-            total=config.max_unclaimed,
-            per_address=config.max_unclaimed_per_address,
-            sessions_per_address=4 * config.max_pending_deals,
-        )
+        self.limits, self.unclaimed_limits = _limits(config)
 
     # time, space, identity ------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from gateway.piece.cid import piece_cid_v2
 from gateway.piece.commp import PieceInfo, commp, unpadded_size
 
 __all__ = [
+    "REPLAY_HEADER",
     "FakeClock",
     "NodeProcess",
     "SigningClient",
@@ -39,6 +40,7 @@ __all__ = [
     "make_proposal",
     "piece_of",
     "proposal_for",
+    "replay_segments",
 ]
 
 START = 1_760_000_000.0  # 2025-10-09, a fixed "now" for tests
@@ -167,6 +169,14 @@ class SigningClient:
 
     async def close(self) -> None:
         await self.session.close()
+
+
+REPLAY_HEADER = b"depin-node-replay 1\n"
+
+
+def replay_segments(data_dir: Path) -> dict[Path, tuple[bytes, int]]:
+    """Each replay segment file of a node's data directory: its bytes and inode."""
+    return {p: (p.read_bytes(), p.stat().st_ino) for p in (data_dir / "replay").iterdir()}
 
 
 def random_bytes(size: int) -> bytes:
