@@ -155,7 +155,9 @@ class NodeService(AuthOps, PieceOps, PublicUploadOps, DataSetOps, LifecycleOps):
 
     @property
     def free_bytes(self) -> int:
-        return max(0, self.config.capacity - self.used_bytes - self.reserved_bytes)
+        """Capacity less what is stored, reserved by deals, and arriving without a deal."""
+        arriving = sum(s.counted for s in self.sessions.values())
+        return max(0, self.config.capacity - self.used_bytes - self.reserved_bytes - arriving)
 
     def ask(self) -> dict[str, Any]:
         """A freshly signed ask (seq grows with the clock, and by one at least)."""
