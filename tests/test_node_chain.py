@@ -38,6 +38,7 @@ def _chain_config(tmp_path: Path, anvil: Anvil, **more: object) -> NodeConfig:
         chain_rpc=anvil.url,
         pdp_verifier=NOT_A_CONTRACT,
         wallet=str(wallet),
+        record_keepers=[NOT_A_CONTRACT],
         **more,
     )
 
@@ -98,6 +99,9 @@ def test_chain_keys_come_together_or_not_at_all(tmp_path: Path) -> None:
     text = f'[node]\ndata_dir = "{tmp_path}"\nchain_rpc = "http://127.0.0.1:1"\n'
     with pytest.raises(ConfigError, match=r"node\.pdp_verifier: is required"):
         node_config_from_string(text)
-    text += f'pdp_verifier = "{NOT_A_CONTRACT}"\nwallet = "w.key"\nrecord_keepers = ["0x12"]\n'
-    with pytest.raises(ConfigError, match=r"node\.record_keepers"):
-        node_config_from_string(text)
+    text += f'pdp_verifier = "{NOT_A_CONTRACT}"\nwallet = "w.key"\n'
+    for keepers in ("[]", '["0x12"]', '["0x' + "00" * 20 + '"]'):
+        with pytest.raises(ConfigError, match=r"node\.record_keepers"):
+            node_config_from_string(text + f"record_keepers = {keepers}\n")
+    config = node_config_from_string(text + f'record_keepers = ["{NOT_A_CONTRACT}"]\n')
+    assert config.chain is not None and config.chain.record_keepers == (NOT_A_CONTRACT,)

@@ -81,7 +81,7 @@ class ChainSettings:
     chain_id: int | None  # checked against eth_chainId at start when set
     pdp_verifier: str  # EIP-55
     wallet: Path  # the provider's secp256k1 key file (gateway.chain.wallet), pays the gas
-    record_keepers: tuple[str, ...]  # allowed recordKeeper addresses (EIP-55); () = any
+    record_keepers: tuple[str, ...]  # allowed recordKeeper addresses (EIP-55), at least one
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +219,7 @@ def _address(t: Table, name: str, value: str) -> str:
 
 
 def _chain(t: Table, base: Path) -> ChainSettings | None:
-    """The optional chain keys: all of chain_rpc, pdp_verifier and wallet, or none."""
+    """The optional chain keys: chain_rpc, pdp_verifier, wallet and record_keepers, or none."""
     rpc, verifier, wallet = (t.optional_string(k) for k in ("chain_rpc", "pdp_verifier", "wallet"))
     if rpc is None and verifier is None and wallet is None:
         return None
@@ -234,6 +234,13 @@ def _chain(t: Table, base: Path) -> ChainSettings | None:
         raise ConfigError(t.key("chain_rpc"), f"{rpc!r} is not an http(s) URL")
     chain_id = t.integer("chain_id", 0, 0, 2**63) or None
     keepers = tuple(_address(t, "record_keepers", k) for k in t.strings("record_keepers", ()))
+    if not keepers or "0x" + "00" * 20 in keepers:
+        # each data set costs the provider PDPVerifier's sybil fee: as in Curio, a public
+        # caller may only name record keepers that check the payer's signature (FWSS)
+        raise ConfigError(
+            t.key("record_keepers"), "must name the record keepers clients may use",
+            'e.g. record_keepers = ["<FWSS proxy address>"] (never the zero address)',
+        )  # fmt: skip
     return ChainSettings(
         rpc, chain_id, _address(t, "pdp_verifier", verifier), (base / wallet).resolve(), keepers
     )

@@ -63,10 +63,10 @@ unclaimed_keep = "2h"
 # max_unclaimed = "2.5GiB"          # default: a quarter of capacity
 # max_unclaimed_per_address = "1GiB"
 # A FOC provider: the chain the data-set routes (/pdp/data-sets...) send transactions to.
-# Without these three keys those routes answer 501 (a node that only stores and serves pieces).
+# Without these keys those routes answer 501 (a node that only stores and serves pieces).
 # chain_rpc = "http://127.0.0.1:8545"
 # chain_id = 31415926              # optional; checked against eth_chainId at start
 # pdp_verifier = "0x..."
 # wallet = "wallet.key"            # secp256k1 key file (depin-gateway wallet init), pays gas
-# record_keepers = ["0x..."]       # allowed recordKeeper contracts (FWSS); default: any
+# record_keepers = ["0x..."]       # the recordKeeper contracts clients may name (FWSS proxy)
 """
