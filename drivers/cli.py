@@ -54,10 +54,15 @@ def drivers_main(
         raise ConfigError(
             "drivers decode", "needs DRIVER and HEX", "e.g. drivers decode pms5003 424d..."
         )
-    instance = create(driver, _options(option_pairs))
+    options = _options(option_pairs)
     frame = _frame_bytes(frame_hex)
     try:
-        event = instance.decode(frame)
+        if driver == "modbus" and "registers" not in options:
+            from drivers.modbus_raw import decode_raw
+
+            event = decode_raw(frame, options)  # a map is what polling needs, not decoding
+        else:
+            event = create(driver, options).decode(frame)
     except FrameError as exc:
         raise FrameError(driver, f"bad frame: {exc.reason}", frame) from None
     out.write(json.dumps(_event_json(event), indent=2) + "\n")

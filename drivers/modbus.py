@@ -8,7 +8,9 @@ Options (strings, from ``[[serial]] options``):
 
 - ``unit``: slave address 1-247 (default 1).
 - ``function``: 3 (read holding registers, default) or 4 (read input registers).
-- ``registers``: the register map, required; see below.
+- ``registers``: the register map, required for polling; see below. Without it,
+  ``drivers decode modbus HEX`` shows a response's words as raw u16 registers
+  (``drivers/modbus_raw.py``).
 - ``interval``: time between polls, e.g. "10s" (default "10s").
 
 Register map: comma-separated entries ``name:address:type[:order[:scale[:unit]]]``::
@@ -51,6 +53,7 @@ __all__ = [
     "crc16",
     "decode_value",
     "encode_value",
+    "int_option",
     "parse_registers",
     "parse_response",
 ]
@@ -257,7 +260,8 @@ def _parse_entry(entry: str) -> Register:
     return Register(name, address, type_, order, scale, unit or None)
 
 
-def _int_option(options: Options, key: str, *, default: int, low: int, high: int, fix: str) -> int:
+def int_option(options: Options, key: str, *, default: int, low: int, high: int, fix: str) -> int:
+    """A decimal option in ``low..high``, or ConfigError naming ``options.KEY``."""
     text = options.get(key, str(default)).strip()
     value = int(text) if text.isdigit() and text.isascii() else -1
     if not low <= value <= high:
@@ -283,10 +287,10 @@ class Modbus(Driver):
                 fix = "use " + ", ".join(self.OPTIONS)
                 raise ConfigError(f"options.{key}", "unknown option", fix)
         # MBSL §2.2: 0 is broadcast (never answered), 1-247 are slaves, 248-255 reserved.
-        self.unit = _int_option(
+        self.unit = int_option(
             self.options, "unit", default=1, low=1, high=247, fix="the slave address, 1-247"
         )
-        self.function = _int_option(
+        self.function = int_option(
             self.options, "function", default=3, low=3, high=4, fix="3 (holding) or 4 (input)"
         )
         if "registers" not in self.options:

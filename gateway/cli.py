@@ -8,17 +8,25 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import NoReturn
 
 from gateway import __version__
+from gateway.cli_checks import (
+    check_dir_arg,
+    finite_positive,
+    gateway_id_arg,
+    out_file,
+    port_number,
+    preflight_run,
+)
+from gateway.cli_init import cmd_init
+from gateway.cli_status import cmd_status
 from gateway.config import Config, load_config
-from gateway.errors import ConfigError, GatewayError
+from gateway.config_checks import check_path, parse_host_port, parse_http_url, parse_mqtt_url
+from gateway.errors import ConfigError, GatewayError, KeyMaterialError, one_line
 
 __all__ = ["main"]
 
@@ -30,113 +38,29 @@ def _config(args: argparse.Namespace) -> Config:
     return load_config(args.config)
 
 
-def cmd_init(args: argparse.Namespace) -> int:
-    from gateway.config_template import render_config
-    from gateway.keys import (
-        create_identity,
-        create_owner_key,
-        format_owner_public,
-        parse_owner_public,
-    )
-
-    config_path = Path(args.config)
-    state_dir = Path(args.state_dir or "/var/lib/depin-gateway").expanduser()
-    if not state_dir.is_absolute():
-        state_dir = Path.cwd() / state_dir
-    identity = state_dir / "identity.key"
-    if config_path.exists():
-        print(f"config {config_path} exists; leaving it as it is", file=sys.stderr)
-    owner_keys: list[str] = []
-    if args.owner_pub:
-        parse_owner_public(args.owner_pub)
-        owner_keys.append(args.owner_pub.strip())
-    elif not (state_dir / "owner.key").exists():
-        owner = create_owner_key(state_dir / "owner.key")
-        owner_keys.append(format_owner_public(owner.public_key))
-        print(f"created owner key {state_dir / 'owner.key'} (keep a copy: it decrypts your data)")
-    if identity.exists():
-        print(f"identity {identity} exists; never overwritten")
-    else:
-        key = create_identity(identity)
-        print(f"created identity {identity} ({key.verify_key.encode().hex()[:16]}...)")
-    if not config_path.exists():
-        if not owner_keys and (state_dir / "owner.key").exists():
-            from gateway.keys import load_owner_secret
-
-            owner_keys.append(
-                format_owner_public(load_owner_secret(state_dir / "owner.key").public_key)
-            )
-        config_path.parent.mkdir(parents=True, exist_ok=True)
-        gateway_id = args.id or os.uname().nodename.split(".")[0].replace(" ", "-") or "gateway"
-        config_path.write_text(
-            render_config(gateway_id, str(state_dir), owner_keys, args.mqtt_port)
+def _state_config(args: argparse.Namespace) -> Config:
+    """The config of a command that reads the state directory: it must hold an identity."""
+    config = _config(args)
+    if not (config.state_dir / "identity.key").is_file():
+        raise ConfigError(
+            "gateway.state_dir",
+            f"{config.state_dir} holds no gateway state (no identity.key)",
+            f"check gateway.state_dir in {args.config}, or run depin-gateway init",
         )
-        print(f"wrote {config_path}")
-    load_config(config_path)  # what we wrote must be valid
-    return 0
+    return config
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from gateway.daemon import run
 
     config = _config(args)
+    # Before logging starts: a host problem is one line, and nothing has been started yet.
+    preflight_run(config.path, config.state_dir, config.status.listen)
     logging.basicConfig(
         level=logging.INFO if not args.quiet else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     return run(config)
-
-
-def fetch_status(config: Config) -> dict[str, Any]:
-    url = f"http://{_http_host(config.status.host)}:{config.status.port}/status"
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            data: dict[str, Any] = json.load(response)
-            return data
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise GatewayError(f"no running gateway answers at {url} ({exc}); is it started?") from None
-
-
-def _http_host(host: str) -> str:
-    if host in ("0.0.0.0", ""):
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    status = fetch_status(_config(args))
-    if args.json:
-        print(json.dumps(status, indent=2))
-        return 0
-    print(f"gateway   {status['gateway_id']}  v{status['version']}  up {status['uptime_s']:.0f}s")
-    print(f"key       {status['public_key']}")
-    print(f"readings  {status['readings_total']} durable, {status['spool_pending']} not yet sealed")
-    print(f"batches   {status['batches_sealed']} sealed, {status['batches_durable']} durable")
-    storage = status.get("storage", {})
-    if storage.get("enabled"):
-        fil = storage["fil"]
-        head = status["ledger_head"] or "-"
-        print(f"ledger    head {head} ({storage['ledger_head_batches']} batches)")
-        print(
-            f"storage   {len(storage['nodes'])} nodes, {storage['repairs']} repairs, "
-            f"{fil['spent']} attoFIL spent, {fil['committed']} committed of {fil['budget']}"
-        )
-        if storage.get("budget_blocked"):
-            print(f"BUDGET    {storage['budget_blocked']}")
-    disk = status.get("disk", {})
-    if disk:
-        print(
-            f"disk      {disk['used']} of {disk['budget']} bytes"
-            f"{'  BACKPRESSURE' if status['backpressure'] else ''}"
-        )
-    for name, source in status.get("sources", {}).items():
-        state = "connected" if source.get("connected") else "DISCONNECTED"
-        print(f"source    {name}: {state}, {source.get('received', 0)} received")
-    for component, error in status.get("last_error", {}).items():
-        print(f"error     {component}: {error}")
-    return 0
 
 
 def _network_restore_args(args: argparse.Namespace) -> tuple[str, str, list[str], str]:
@@ -147,7 +71,7 @@ def _network_restore_args(args: argparse.Namespace) -> tuple[str, str, list[str]
         from gateway.deals.book import Book
         from gateway.deals.eventlog import EventLog
 
-        config = _config(args)
+        config = _state_config(args)
         genesis = config.state_dir / "identity-genesis.pub"
         key = key or (genesis.read_text().strip() if genesis.exists() else None)
         book = Book()
@@ -158,30 +82,37 @@ def _network_restore_args(args: argparse.Namespace) -> tuple[str, str, list[str]
     for name, value in (("--gateway-key", key), ("--head", head), ("--nodes", nodes)):
         if not value:
             raise ConfigError("restore", f"{name} is needed with --from-network", f"pass {name}")
+    from gateway.keys import parse_gateway_public
+
+    try:
+        parse_gateway_public(str(key))
+    except KeyMaterialError as exc:
+        raise ConfigError("--gateway-key", exc.reason, "it is in status as public_key") from None
+    nodes = [parse_http_url("--nodes", url) for url in nodes]
     return str(key), str(head), nodes, str(owner)
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
+    from gateway.restore import atomic_output
     from gateway.restore_local import restore_local
 
-    out_path = Path(args.out)
-    tmp = out_path.with_name(out_path.name + ".partial")
+    out_path = out_file("--out", args.out)
     if args.from_network:
         from gateway.deals.netrestore import restore_from_network
 
         key, head, nodes, owner = _network_restore_args(args)
     else:
-        config = _config(args)
-    try:
-        with open(tmp, "w", encoding="utf-8") as out:
-            if args.from_network:
-                summary = restore_from_network(key, head, nodes, owner, out)
-            else:
-                summary = restore_local(config, out, owner_key=args.owner_key)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # never leave partial or garbage output behind
-        raise
-    tmp.replace(out_path)
+        config = _state_config(args)
+    if (
+        args.owner_key is not None
+        and not check_path("--owner-key", args.owner_key, Path.cwd()).is_file()
+    ):
+        raise ConfigError("--owner-key", f"{args.owner_key} is not a file", "give the owner.key")
+    with atomic_output(out_path) as out:  # never leaves partial output behind
+        if args.from_network:
+            summary = restore_from_network(key, head, nodes, owner, out)
+        else:
+            summary = restore_local(config, out, owner_key=args.owner_key)
     print(
         f"restored {summary.readings} readings from {summary.batches} batches to {out_path}"
         f" ({summary.duplicates} redelivered duplicates skipped)",
@@ -193,7 +124,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from gateway.restore_local import verify_local
 
-    report = verify_local(_config(args))
+    report = verify_local(_state_config(args))
     for problem in report.problems:
         print(f"FAIL {problem}")
     if not report.ok:
@@ -212,7 +143,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_export_car(args: argparse.Namespace) -> int:
     from gateway.export_car import export_car
 
-    count, root = export_car(_config(args), Path(args.out))
+    count, root = export_car(_state_config(args), out_file("--out", args.out))
     print(f"wrote {count} batch headers to {args.out} (root {root})")
     return 0
 
@@ -221,7 +152,7 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
     from gateway.identity import Identity
     from gateway.keys import format_gateway_public
 
-    identity = Identity(_config(args).state_dir)
+    identity = Identity(_state_config(args).state_dir)
     if identity.pending() is not None:
         raise GatewayError("a rotation is already pending; it completes with the next sealed batch")
     new = identity.start_rotation()
@@ -234,7 +165,12 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
 def cmd_owner_key(args: argparse.Namespace) -> int:
     from gateway.keys import create_owner_key, format_owner_public
 
-    key = create_owner_key(Path(args.out))
+    path = out_file("--out", args.out)
+    if path.exists():
+        raise ConfigError(
+            "--out", f"{path} exists; refusing to overwrite a key", "choose a new file"
+        )
+    key = create_owner_key(path)
     print(format_owner_public(key.public_key))
     return 0
 
@@ -242,6 +178,11 @@ def cmd_owner_key(args: argparse.Namespace) -> int:
 def cmd_piece_cid(args: argparse.Namespace) -> int:
     from gateway.piece.cli import piece_cid_main
 
+    for name in args.files:
+        path = check_path("FILE", name, Path.cwd())
+        if not path.is_file():
+            what = "is a directory" if path.is_dir() else "is not a readable file"
+            raise ConfigError("FILE", f"{name} {what}", "give the files to measure")
     return piece_cid_main(args.files, args.json, sys.stdout)
 
 
@@ -259,6 +200,14 @@ def cmd_node(args: argparse.Namespace) -> int:
             raise ConfigError(
                 "node init", "--data-dir is required", "e.g. --data-dir /var/lib/depin-node"
             )
+        if args.listen is not None:
+            parse_host_port("--listen", args.listen, "--listen 127.0.0.1:8900", allow_zero=True)
+        config = check_path("--config", args.config, Path.cwd())
+        if config.exists():
+            what = "is a directory" if config.is_dir() else "exists; refusing to overwrite it"
+            raise ConfigError("--config", f"{config} {what}", "choose another --config path")
+        check_dir_arg("--config", config.parent)
+        check_dir_arg("--data-dir", args.data_dir)
         return node_init_main(args.config, args.data_dir, args.listen)
     return node_run_main(args.config)
 
@@ -272,8 +221,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     broker = args.broker or _config(args).fleet.broker
     if not broker:
         raise ConfigError("fleet.broker", "no fleet broker configured", "pass --broker mqtt://h:p")
-    if args.stale <= 0:
-        raise ConfigError("fleet", "--stale must be > 0", "e.g. --stale 180")
+    parse_mqtt_url("--broker" if args.broker else "fleet.broker", broker)
     entries = classify_all(collect_retained(broker), time.time(), args.stale)
     if args.json:
         print(json.dumps([entry.to_json() for entry in entries], indent=2))
@@ -287,13 +235,24 @@ def cmd_fleet(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
+    if args.workdir is not None:
+        check_dir_arg("--workdir", args.workdir)
     return run_demo(duration=args.duration, workdir=args.workdir, rate=args.rate)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line naming the argument, exit 2 (argparse prints the usage too)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message, 300)} (see --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="depin-gateway", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="depin-gateway", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"depin-gateway {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     def add(
         name: str, handler: Callable[[argparse.Namespace], int], help_text: str, config: bool = True
@@ -304,11 +263,23 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
+    _gateway_commands(add)
+    _tool_commands(add)
+    from gateway.chain.cli import add_parser as add_wallet_parser
+
+    add_wallet_parser(sub)
+    return parser
+
+
+_Add = Callable[..., argparse.ArgumentParser]
+
+
+def _gateway_commands(add: _Add) -> None:
     p = add("init", cmd_init, "write a commented config and a new identity key")
     p.add_argument("--state-dir", help="state directory (default /var/lib/depin-gateway)")
     p.add_argument("--owner-pub", help="owner X25519 public key (x25519:...) that can decrypt")
-    p.add_argument("--id", help="gateway id (default: host name)")
-    p.add_argument("--mqtt-port", type=int, default=1883, help=argparse.SUPPRESS)
+    p.add_argument("--id", type=gateway_id_arg, help="gateway id (default: host name)")
+    p.add_argument("--mqtt-port", type=port_number, default=1883, help=argparse.SUPPRESS)
     p = add("run", cmd_run, "run the gateway daemon")
     p.add_argument("--quiet", action="store_true", help="log warnings and errors only")
     p = add("status", cmd_status, "status of the running gateway")
@@ -326,6 +297,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="CAR file to write")
     p = add("owner-key", cmd_owner_key, "create an owner key pair (X25519)", config=False)
     p.add_argument("--out", required=True, help="secret key file to create (mode 0600)")
+
+
+def _tool_commands(add: _Add) -> None:
     p = add(
         "piece-cid",
         cmd_piece_cid,
@@ -346,15 +320,17 @@ def _parser() -> argparse.ArgumentParser:
     p = add("fleet", cmd_fleet, "every gateway's latest signed heartbeat as a table")
     p.add_argument("--broker", help="fleet broker mqtt://host:port (default: config [fleet])")
     p.add_argument("--json", action="store_true", help="a JSON list with a 'state' per gateway")
-    p.add_argument("--stale", type=float, default=180.0, help="seconds until STALE (default 180)")
+    p.add_argument(
+        "--stale", type=finite_positive, default=180.0, help="seconds until STALE (default 180)"
+    )
     p = add("demo", cmd_demo, "run the whole system locally and check a restore", config=False)
-    p.add_argument("--duration", type=float, default=60.0, help="seconds of sensor traffic")
-    p.add_argument("--rate", type=float, default=200.0, help="readings per second in total")
+    p.add_argument(
+        "--duration", type=finite_positive, default=60.0, help="seconds of sensor traffic"
+    )
+    p.add_argument(
+        "--rate", type=finite_positive, default=200.0, help="readings per second in total"
+    )
     p.add_argument("--workdir", help="where to keep the demo state (default: a temp dir)")
-    from gateway.chain.cli import add_parser as add_wallet_parser
-
-    add_wallet_parser(sub)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -363,10 +339,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.handler(args)
     except ConfigError as exc:
-        print(f"depin-gateway: {exc}", file=sys.stderr)
+        print(f"depin-gateway: {one_line(str(exc), 1200)}", file=sys.stderr)
         return EXIT_USAGE
     except GatewayError as exc:
-        print(f"depin-gateway: {exc}", file=sys.stderr)
+        print(f"depin-gateway: {one_line(str(exc), 1200)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

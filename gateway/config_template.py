@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+from gateway.config_table import toml_string
+
 __all__ = ["render_config"]
 
 _TEMPLATE = """\
 # depin-gateway configuration (TOML). Durations: "250ms", "60s", "5m". Sizes: "64KiB", "512MiB".
-# Every key is validated at start; an error names the key and the fix.
+# Every key is validated at start; an error names the key, its allowed range and the fix.
 
 [gateway]
-id = "{gateway_id}"                # appears in MQTT topics and heartbeats: letters, digits, - and _
-state_dir = "{state_dir}"          # spool, vault, keys (identity.key is created here, mode 0600)
+id = {gateway_id}                  # appears in MQTT topics and heartbeats: letters, digits, - and _
+state_dir = {state_dir}            # spool, vault, keys (identity.key is created here, mode 0600)
 disk_budget = "512MiB"             # spool + quarantine + sealed batches must fit in this
 high_watermark = 0.95              # at this fraction of the budget, stop acking (backpressure)
 low_watermark = 0.85               # ... and resume below this one
 
 [spool]
 segment_size = "16MiB"             # write-ahead log segment files
-commit_interval = "10ms"           # group commit: at most this long between a reading and its fsync
+commit_interval = "10ms"           # 0s..10s: at most this long between a reading and its fsync
 commit_max_readings = 2000         # ... or this many readings, whichever comes first
 dedup_window = 100000              # remembered message keys for exactly-once (see README)
 
@@ -25,11 +27,11 @@ dedup_window = 100000              # remembered message keys for exactly-once (s
 enabled = true
 host = "127.0.0.1"
 port = {mqtt_port}
-# client_id = "depin-gateway-{gateway_id}"   # fixed, so the broker keeps our persistent session
+# client_id = "depin-gateway-{raw_id}"   # fixed, so the broker keeps our persistent session
 topics = [{{ filter = "sensors/#", format = "json" }}]  # format: any | utf8 | json
 qos = 1                            # 2 is accepted from publishers; we subscribe at 1 (see README)
-session_expiry = "7d"              # how long the broker keeps our queue while we are down
-receive_maximum = 1000             # MQTT 5 in-flight window; too small and throughput collapses
+session_expiry = "7d"              # how long the broker keeps our queue while we are down (>= 60s)
+receive_maximum = 1000             # MQTT 5 in-flight window, 1..65535; too small, throughput drops
 max_payload = "256KiB"             # larger messages are quarantined (and acked)
 quarantine_size = "16MiB"          # bounded store of rejected messages
 # username = "gateway"
@@ -81,7 +83,11 @@ heartbeat_interval = "60s"
 def render_config(
     gateway_id: str, state_dir: str, owner_keys: list[str], mqtt_port: int = 1883
 ) -> str:
-    keys = ", ".join(f'"{key}"' for key in owner_keys)
+    keys = ", ".join(toml_string(key) for key in owner_keys)
     return _TEMPLATE.format(
-        gateway_id=gateway_id, state_dir=state_dir, owner_keys=keys, mqtt_port=mqtt_port
+        gateway_id=toml_string(gateway_id),
+        raw_id=gateway_id,  # only in a comment; init has checked it is letters, digits, - and _
+        state_dir=toml_string(state_dir),
+        owner_keys=keys,
+        mqtt_port=mqtt_port,
     )

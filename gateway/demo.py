@@ -30,7 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.broker import Broker, free_port
 from gateway.demo_nodes import DemoNodes
-from gateway.errors import GatewayError
+from gateway.errors import ConfigError, GatewayError
 from gateway.reading import payload_from_json
 from gateway.simulate import SerialDevices
 
@@ -227,6 +227,9 @@ def _progress(
 
 
 def run_demo(duration: float = 60.0, workdir: str | None = None, rate: float = 200.0) -> int:
+    for name, value in (("--duration", duration), ("--rate", rate)):  # a rate of 0 never ends
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(name, f"{value} is not a finite number > 0", f"e.g. {name} 60")
     root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="depin-demo-"))
     root.mkdir(parents=True, exist_ok=True)
     print(f"depin-gateway demo: {duration:.0f}s of sensor traffic at {rate:.0f}/s; state in {root}")

@@ -47,7 +47,16 @@ __all__ = [
     "StorageError",
     "UnfundedWallet",
     "WrongChainId",
+    "one_line",
 ]
+
+
+def one_line(text: str, limit: int) -> str:
+    """``text`` without control characters (escaped) and at most about ``limit`` characters."""
+    if text.isprintable() and len(text) <= limit:
+        return text
+    safe = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[: limit * 2])
+    return safe if len(safe) <= limit else safe[: limit - 3] + "..."
 
 
 class GatewayError(Exception):
@@ -61,10 +70,12 @@ class ConfigError(GatewayError):
         self.key = key
         self.problem = problem
         self.fix = fix
-        message = f"config: {key}: {problem}" if key else f"config: {problem}"
+        # A TOML key may hold newlines or be megabytes long; the message stays one short line.
+        shown = one_line(key, 80)
+        message = f"config: {shown}: {problem}" if key else f"config: {problem}"
         if fix:
             message += f" ({fix})"
-        super().__init__(message)
+        super().__init__(one_line(message, 1000))
 
 
 class InputError(GatewayError):

@@ -67,8 +67,8 @@ def _read_secret(path: Path, prefix: str, size: int) -> bytes:
     return raw
 
 
-def create_identity(path: Path) -> SigningKey:
-    key = SigningKey.generate()
+def create_identity(path: Path, key: SigningKey | None = None) -> SigningKey:
+    key = key or SigningKey.generate()
     _write_secret(path, _IDENTITY_PREFIX + bytes(key).hex())
     return key
 
@@ -77,8 +77,8 @@ def load_identity(path: Path) -> SigningKey:
     return SigningKey(_read_secret(path, _IDENTITY_PREFIX, 32))
 
 
-def create_owner_key(path: Path) -> PrivateKey:
-    key = PrivateKey.generate()
+def create_owner_key(path: Path, key: PrivateKey | None = None) -> PrivateKey:
+    key = key or PrivateKey.generate()
     _write_secret(path, _OWNER_PREFIX + bytes(key).hex())
     return key
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from gateway.errors import ConfigError
 from gateway.status import StatusSnapshot, prometheus_text
 
 __all__ = ["start_status_server"]
@@ -23,11 +24,8 @@ async def start_status_server(
         return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
 
     async def healthz(_request: web.Request) -> web.Response:
-        snap = snapshot()
-        healthy = not snap.details.get("last_error", {}).get("spool")
-        return web.Response(
-            status=200 if healthy else 503, text="ok\n" if healthy else "spool error\n"
-        )
+        code, line = snapshot().health()
+        return web.Response(status=code, text=line + "\n")
 
     app = web.Application()
     app.add_routes(
@@ -35,5 +33,13 @@ async def start_status_server(
     )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:  # busy port, or a name that does not resolve (gaierror)
+        await runner.cleanup()
+        raise ConfigError(
+            "status.listen",
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            "choose a free port and an address of this host",
+        ) from exc
     return runner

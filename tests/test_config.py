@@ -34,7 +34,7 @@ def test_defaults_are_valid_and_normalised() -> None:
         ("[mqtt]\nqos = 0", "mqtt.qos", "use 1..2"),
         ("[mqtt]\ntopics = ['a/#/b']", "mqtt.topics[0].filter", "'#' must be last"),
         ("[mqtt]\ntopics = [{filter = 'a', format = 'xml'}]", "mqtt.topics[0].format", "json"),
-        ("[spool]\ncommit_interval = '5 parsecs'", "spool.commit_interval", '"60s"'),
+        ("[spool]\ncommit_interval = '5 parsecs'", "spool.commit_interval", '"10ms"'),
         ("[gateway]\ndisk_budget = 'lots'", "gateway.disk_budget", '"512MiB"'),
         ("[gateway]\nlow_watermark = 0.99", "gateway.low_watermark", "below"),
         ("[owner]\npublic_keys = ['x25519:zz']", "owner.public_keys[0]", "owner-key"),
@@ -97,3 +97,65 @@ def test_duration_parser_never_crashes(text: str) -> None:
         assert parse_duration(text) >= 0
     except ValueError:
         pass
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "hint"),
+    [
+        ("[spool]\ncommit_interval = nan", "spool.commit_interval", "finite"),
+        ("[spool]\ncommit_interval = inf", "spool.commit_interval", "finite"),
+        ("[spool]\ncommit_interval = '99999999999999d'", "spool.commit_interval", "0s..10s"),
+        ("[spool]\ncommit_interval = '11s'", "spool.commit_interval", "0s..10s"),
+        ("[spool]\ncommit_interval = -1", "spool.commit_interval", "non-negative"),
+        ("[mqtt]\nsession_expiry = nan", "mqtt.session_expiry", "finite"),
+        ("[mqtt]\nsession_expiry = 4294967296", "mqtt.session_expiry", "60..4294967295 seconds"),
+        ("[mqtt]\nkeepalive = 65536", "mqtt.keepalive", "5..65535 seconds"),
+        ("[mqtt]\nclient_id = '" + "x" * 65536 + "'", "mqtt.client_id", "65535"),
+        ("[mqtt]\ntopics = ['" + "a" * 65536 + "']", "mqtt.topics[0].filter", "65535"),
+        ("[mqtt]\nhost = ''", "mqtt.host", "not a host name"),
+        ("[mqtt]\nhost = 'a b'", "mqtt.host", "not a host name"),
+        ("[mqtt]\nmax_payload = '1GiB'", "mqtt.max_payload", "268435455"),
+        ("[gateway]\nhigh_watermark = nan", "gateway.high_watermark", "0.1..1.0"),
+        ("[gateway]\ndisk_budget = 4.5", "gateway.disk_budget", "got a float"),
+        ("[gateway]\ndisk_budget = [1]", "gateway.disk_budget", "got a list"),
+        ("[gateway]\ndisk_budget = '" + "9" * 5000 + "'", "gateway.disk_budget", "characters"),
+        ("[gateway]\ndisk_budget = '" + "9" * 60 + "GiB'", "gateway.disk_budget", "65536.."),
+        ("[gateway]\ndisk_budget = 18446744073709551616", "gateway.disk_budget", "out of range"),
+        ("[batch]\nmax_age = '1" + "0" * 400 + "s'", "batch.max_age", "characters"),
+        ('[gateway]\nstate_dir = "a\\u0000b"', "gateway.state_dir", "NUL"),
+        ("[gateway]\nstate_dir = '~nosuchuser/x'", "gateway.state_dir", "no such user"),
+        ("[gateway]\nid = 'a/b#'", "gateway.id", "letters, digits"),
+        ("[mqtt]\nquarantine_size = '1GiB'", "mqtt.quarantine_size", "disk_budget"),
+        ("[gateway]\nid = '" + "a" * 65 + "'", "gateway.id", "1 to 64"),
+        ("[status]\nlisten = ':8787'", "status.listen", "host:port"),
+        ("[status]\nlisten = '127.0.0.1:99999'", "status.listen", "1..65535"),
+        ("[status]\nlisten = '::1:80'", "status.listen", "brackets"),
+        ("[fleet]\nbroker = 'mqtt://h:99999'", "fleet.broker", "1..65535"),
+        ("[fleet]\nbroker = 'mqtt://:1883'", "fleet.broker", "mqtt://host:port"),
+        ("[storage]\nnodes = ['http://h:0']", "storage.nodes[0]", "http://host:port"),
+        ("[[serial]]\nport = '/dev/a'\ndriver = 'nmea'\noptions = {x = [[1]]}",
+         "serial[0].options.x", "string, number or boolean"),
+        ("a = " + "[" * 5000 + "]" * 5000, "", "nested too deeply"),
+        ("a = " + "9" * 5000, "", "smaller number"),
+        ('[gateway]\n"a\\nb" = 1', "gateway.a\nb", "unknown key"),
+    ],
+)  # fmt: skip
+def test_extreme_values_are_one_line_errors_naming_the_key_and_range(
+    text: str, key: str, hint: str
+) -> None:
+    """Issue 8 items 5, 6 and 11: NaN, inf, huge, NUL, deep and empty values never load."""
+    with pytest.raises(ConfigError) as info:
+        config_from_string(text)
+    assert info.value.key == key
+    assert hint in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
+def test_limits_at_the_protocol_maximum_still_load() -> None:
+    config = config_from_string(
+        "[mqtt]\nkeepalive = 65535\nsession_expiry = 4294967295\nhost = '::1'\n"
+        "client_id = '" + "c" * 65535 + "'\n[spool]\ncommit_interval = '10s'\n"
+        "[status]\nlisten = '[::1]:8787'\n[fleet]\nbroker = 'mqtt://fleet.example.net'"
+    )
+    assert config.mqtt.keepalive == 65535 and config.mqtt.session_expiry == 2**32 - 1
+    assert config.status.host == "::1" and config.status.port == 8787
+    assert config.spool.commit_interval == 10.0

@@ -6,6 +6,8 @@ import itertools
 import json
 import math
 import struct
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from drivers.modbus import (
     parse_registers,
     parse_response,
 )
+from drivers.modbus_raw import decode_raw
 from drivers.registry import create
 from gateway.errors import ConfigError, FrameError
 
@@ -371,3 +374,47 @@ def test_word_orders_place_bytes_as_named() -> None:
     assert encode_value("u32", "dcba", natural) == (0x4433, 0x2211)
     assert encode_value("u16", "badc", 0x1122) == (0x2211,)
     assert encode_value("u16", "cdab", 0x1122) == (0x1122,)
+
+
+def _decode_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "drivers", "decode", "modbus", *args],
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent, check=False,
+    )  # fmt: skip
+
+
+def test_decode_without_register_map_shows_raw_u16_registers_unit_function_and_hint() -> None:
+    """``drivers decode modbus HEX`` with no map: the words, not a refusal (issue 8 item 12)."""
+    result = _decode_cli(build_response(7, 4, [0x1234, 0, 0xFFFF]).hex())
+    assert result.returncode == 0, result.stderr
+    event = json.loads(result.stdout)
+    assert event["kind"] == "raw_registers"
+    assert {k: v["value"] for k, v in event["values"].items()} == {"r0": 0x1234, "r1": 0,
+                                                                  "r2": 0xFFFF}  # fmt: skip
+    assert event["meta"]["unit"] == 7 and event["meta"]["function"] == 4
+    assert event["meta"]["type"] == "u16" and "--option registers=" in event["meta"]["hint"]
+
+
+@pytest.mark.parametrize(
+    ("frame", "options", "reason"),
+    [
+        (with_crc(bytes([1, 0x83, 0x02])), [], "exception 02 illegal data address"),
+        (build_response(1, 3, [5]), ["--option", "unit=2"], "slave id 1, expected 2"),
+        (build_response(1, 3, [5]), ["--option", "function=4"], "function 03, expected 04"),
+        (build_response(1, 3, [5])[:-1] + b"\0", [], "bad CRC"),
+        (with_crc(bytes([1, 0x10, 0])), [], "function 10 is not 03 or 04"),
+        (b"\x01", [], "at least 5"),
+    ],
+)
+def test_decode_without_register_map_still_says_what_is_wrong_with_the_frame(
+    frame: bytes, options: list[str], reason: str
+) -> None:
+    result = _decode_cli(frame.hex(), *options)
+    assert result.returncode == 1 and reason in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_decode_raw_refuses_unknown_options_naming_them() -> None:
+    with pytest.raises(ConfigError) as info:
+        decode_raw(build_response(1, 3, [5]), {"colour": "red"})
+    assert info.value.key == "options.colour" and "registers" in info.value.fix

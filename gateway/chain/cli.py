@@ -21,6 +21,7 @@ KEY_NAME = "wallet.key"
 
 def add_parser(subparsers: Any) -> None:
     from gateway.chain.networks import NETWORKS
+    from gateway.cli_checks import finite_positive
 
     text = "the secp256k1 wallet (FIL for gas, USDFC for Filecoin Pay): init, address, balance"
     p = subparsers.add_parser("wallet", help=text, description=text)
@@ -32,13 +33,16 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--rpc", help="JSON-RPC URL (default: the network preset's public RPC)")
     p.add_argument("--usdfc", help="USDFC token address (default: the preset's; devnet has none)")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds per RPC request")
+    p.add_argument("--timeout", type=finite_positive, default=10.0, help="seconds per RPC request")
     p.set_defaults(handler=main)
 
 
 def _key_path(args: argparse.Namespace) -> Path:
-    if args.key:
-        return Path(args.key).expanduser()
+    if args.key is not None:
+        from gateway.cli_checks import out_file
+
+        # A directory, a missing parent or a NUL is one line naming --key, not an OSError.
+        return out_file("--key", args.key)
     config = Path(args.config) if args.config else DEFAULT_CONFIG
     if not config.exists():
         raise ConfigError(

@@ -8,13 +8,12 @@ commented file ``node init`` writes.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from gateway.chain.address import parse_address
-from gateway.config_table import Table, parse_toml
+from gateway.config_checks import check_path, parse_host_port, parse_http_url, parse_mqtt_url
+from gateway.config_table import Table, parse_toml, toml_string
 from gateway.errors import ConfigError
 from gateway.market.epoch import EPOCH_SECONDS
 from gateway.node.config_template import NODE_TEMPLATE
@@ -143,10 +142,8 @@ class NodeConfig:
 
 def _listen(t: Table) -> tuple[str, str, int]:
     listen = t.string("listen", "127.0.0.1:8900")
-    host, sep, port_text = listen.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
-        raise ConfigError(t.key("listen"), f"{listen!r} is not host:port", 'e.g. "127.0.0.1:8900"')
-    return listen, host.strip("[]"), int(port_text)
+    host, port = parse_host_port(t.key("listen"), listen, '"127.0.0.1:8900"', allow_zero=True)
+    return listen, host, port
 
 
 def _padded(t: Table, name: str, default: str) -> int:
@@ -164,18 +161,8 @@ def _broker(t: Table) -> tuple[str | None, str, int]:
     url = t.optional_string("fleet_broker")
     if not url:
         return None, "", 0
-    parts = urlsplit(url)
-    try:
-        port = parts.port or 1883
-    except ValueError:
-        port = -1
-    if parts.scheme != "mqtt" or not parts.hostname or port <= 0:
-        raise ConfigError(
-            t.key("fleet_broker"),
-            f"{url!r} is not mqtt://host:port",
-            'e.g. "mqtt://127.0.0.1:1883"',
-        )
-    return url, parts.hostname, port
+    host, port = parse_mqtt_url(t.key("fleet_broker"), url)
+    return url, host, port
 
 
 def _bounded_duration(t: Table, name: str, default: str, low: float, high: float) -> float:
@@ -230,8 +217,7 @@ def _chain(t: Table, base: Path) -> ChainSettings | None:
                 "set chain_rpc, pdp_verifier and wallet together, or none of them",
             )  # fmt: skip
     assert rpc is not None and verifier is not None and wallet is not None
-    if not rpc.startswith(("http://", "https://")):
-        raise ConfigError(t.key("chain_rpc"), f"{rpc!r} is not an http(s) URL")
+    rpc = parse_http_url(t.key("chain_rpc"), rpc)
     chain_id = t.integer("chain_id", 0, 0, 2**63) or None
     keepers = tuple(_address(t, "record_keepers", k) for k in t.strings("record_keepers", ()))
     if not keepers or "0x" + "00" * 20 in keepers:
@@ -241,9 +227,8 @@ def _chain(t: Table, base: Path) -> ChainSettings | None:
             t.key("record_keepers"), "must name the record keepers clients may use",
             'e.g. record_keepers = ["<FWSS proxy address>"] (never the zero address)',
         )  # fmt: skip
-    return ChainSettings(
-        rpc, chain_id, _address(t, "pdp_verifier", verifier), (base / wallet).resolve(), keepers
-    )
+    wallet_path = check_path(t.key("wallet"), wallet, base).resolve()
+    return ChainSettings(rpc, chain_id, _address(t, "pdp_verifier", verifier), wallet_path, keepers)
 
 
 def _identity(t: Table, base: Path) -> tuple[Path, Path, str | None]:
@@ -251,8 +236,8 @@ def _identity(t: Table, base: Path) -> tuple[Path, Path, str | None]:
     data_dir_text = t.string("data_dir", "")
     if not data_dir_text:
         raise ConfigError(t.key("data_dir"), "is required", 'e.g. data_dir = "/var/lib/depin-node"')
-    data_dir = (base / data_dir_text).resolve()
-    identity = (data_dir / t.string("identity", "node.key")).resolve()
+    data_dir = check_path(t.key("data_dir"), data_dir_text, base).resolve()
+    identity = check_path(t.key("identity"), t.string("identity", "node.key"), data_dir).resolve()
     provider_id = t.optional_string("provider_id")
     if provider_id is not None and (not provider_id or any(c in provider_id for c in "/+#\0 ")):
         raise ConfigError(
@@ -271,8 +256,8 @@ def _node(data: dict[str, object], base: Path) -> NodeConfig:
     t = Table("node", data["node"], _KEYS)
     listen, host, port = _listen(t)
     public_url = t.optional_string("public_url")
-    if public_url is not None and not public_url.startswith(("http://", "https://")):
-        raise ConfigError(t.key("public_url"), "must start with http:// or https://")
+    if public_url is not None:
+        public_url = parse_http_url(t.key("public_url"), public_url)
     data_dir, identity, provider_id = _identity(t, base)
     min_piece = _padded(t, "min_piece_size", "128B")
     max_piece = _padded(t, "max_piece_size", "64MiB")
@@ -349,5 +334,5 @@ def load_node_config(path: str | Path) -> NodeConfig:
 
 def render_node_config(data_dir: Path, listen: str | None = None) -> str:
     return NODE_TEMPLATE.format(
-        listen=json.dumps(listen or "127.0.0.1:8900"), data_dir=json.dumps(str(data_dir))
+        listen=toml_string(listen or "127.0.0.1:8900"), data_dir=toml_string(str(data_dir))
     )
