@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,13 @@ def node_status(service: NodeService) -> dict[str, Any]:
         "free": service.free_bytes,
         "pieces": len(service.pieces),
         "uploads_in_progress": len(service.uploading),
+        "unclaimed": {
+            "pieces": len(unclaimed := service.unclaimed_parked()),
+            "bytes": sum(p.size for p in unclaimed),
+            "sessions": len(service.sessions),
+        },
+        "foc_provider": service.chain is not None,
+        "data_set_txs": dict(sorted(Counter(r.state.value for r in service.txs.values()).items())),
         "deals": service.deal_counts(),
         "earnings": service.earnings(),
         "rejected": dict(sorted(service.refusals.items())),
@@ -53,6 +61,11 @@ class _Collector(Collector):
             ("pieces", "Pieces held"),
         ):
             yield GaugeMetricFamily(f"depin_node_{name}", help_text, value=s[name])
+        yield GaugeMetricFamily(
+            "depin_node_unclaimed_bytes",
+            "Bytes of parked uploads no deal or data set claims (padded)",
+            value=s["unclaimed"]["bytes"],
+        )
         deals = GaugeMetricFamily("depin_node_deals", "Deals by state", labels=["state"])
         for state, count in s["deals"].items():
             deals.add_metric([state], count)
