@@ -21,6 +21,7 @@ from gateway.cli_checks import (
     port_number,
     preflight_run,
 )
+from gateway.cli_doctor import add_doctor_arguments, cmd_doctor
 from gateway.cli_fleet import add_fleet_arguments, cmd_fleet
 from gateway.cli_init import cmd_init
 from gateway.cli_status import cmd_status
@@ -271,6 +272,7 @@ def _gateway_commands(add: _Add) -> None:
     p.add_argument("--gateway-key", help="with --from-network: the gateway's ed25519 public key")
     p.add_argument("--head", help="with --from-network: the ledger head CID (status ledger_head)")
     p.add_argument("--nodes", help="with --from-network: storage node URLs, comma-separated")
+    add_doctor_arguments(add("doctor", cmd_doctor, "check broker, disk, clock, ports, keys, nodes"))
     add("verify", cmd_verify, "check every signature, chain link and hash of the local ledger")
     add("rotate-key", cmd_rotate_key, "start an identity key rotation, certified in the chain")
     p = add("export-car", cmd_export_car, "export the batch headers as a CAR v1 file")
