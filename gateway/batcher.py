@@ -7,13 +7,23 @@ what is left. Order of effects, so a crash at any instant neither loses nor dupl
     read readings after the watermark -> seal -> vault.put (fsynced, renamed) -> spool.release
 
 On start, the watermark is moved up to the newest spool seq named by the vault's last header:
-a crash between ``vault.put`` and ``spool.release`` must not seal those readings twice.
+a crash between ``vault.put`` and ``spool.release`` must not seal those readings twice. A disk
+error between the two (ENOSPC writing the watermark) is handled the same way while running: the
+release is retried before anything new is sealed.
+
+**Failures back off.** A seal that failed re-ran the whole seal every ~8 s, for nothing on a
+full disk (36 % of a core). Now, when the vault could not store the batch (ENOSPC), its size is
+remembered and the seal runs again as soon as the filesystem has that much free (checked once a
+second, one statvfs), else after 5 min in case space is freed in a way the estimate misses.
+Other failures (EIO, a bad record) are retried after 1 s, doubling to 5 min. Any success resets
+the backoff. ``backoff()`` says why and until when, for status.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -30,11 +40,13 @@ from gateway.seal import (
     DictionaryObject,
     DictionaryTrainer,
     KeyRotation,
+    SealedBatch,
     Vault,
     seal_dictionary,
 )
 from gateway.seal_worker import SealWorker, decode_records
 from gateway.spool import Spool, write_atomic
+from gateway.supervise import SupervisedThread, spawn
 
 __all__ = [
     "Batcher",
@@ -47,6 +59,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 RETRAIN_EVERY = 16  # batches between dictionary retraining
+BACKOFF_FIRST = 1.0  # s: the first retry after a failed seal, doubled per failure
+BACKOFF_MAX = 300.0  # s: a full disk costs at most one seal attempt per 5 minutes
 
 
 def ledger_head_path(vault: Vault) -> Path:
@@ -55,6 +69,10 @@ def ledger_head_path(vault: Vault) -> Path:
 
 def record_ledger_head(vault: Vault, seq: int, cid: str) -> None:
     write_atomic(ledger_head_path(vault), json.dumps({"seq": seq, "cid": cid}).encode())
+
+
+def _batch_bytes(batch: SealedBatch) -> int:
+    return len(batch.header_block) + sum(len(fragment) for fragment in batch.fragments)
 
 
 def read_ledger_head(vault: Vault) -> tuple[int, str] | None:
@@ -84,6 +102,19 @@ class BatcherStats:
     vault_bytes: int
     dictionary_id: str | None
     last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SealBackoff:
+    """Why sealing is not running now: ``failures`` in a row, the next retry (monotonic and
+    wall-clock seconds), and how many free bytes the failed batch needed (None if unknown)."""
+
+    failures: int
+    retry_at: float
+    retry_at_wall: float
+    needed_bytes: int | None
+    error: str
+    waiting_for_space: bool = False  # retried once ``needed_bytes`` are free, not by the clock
 
 
 class Batcher:
@@ -118,8 +149,12 @@ class Batcher:
         self.worker = SealWorker(in_process=not seal_in_worker)
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: SupervisedThread | None = None
         self._lock = threading.Lock()
+        self.free_space: Callable[[], int] = lambda: shutil.disk_usage(vault.path).free
+        self._backoff: SealBackoff | None = None
+        self._needed: int | None = None
+        self._release_due: tuple[int, int, str] | None = None  # (last spool seq, batch, cid)
         self.readings_sealed = 0
         self.last_ratio: float | None = None
         self.last_error: str | None = None
@@ -133,8 +168,11 @@ class Batcher:
     # -- thread ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="sealer", daemon=True)
-        self._thread.start()
+        self._thread = spawn(self._run, "sealer")
+
+    @property
+    def thread(self) -> SupervisedThread | None:
+        return self._thread
 
     def notify(self, _count: int = 0) -> None:
         """After each commit: wake at once only when a batch is full by count (cheap to know);
@@ -148,7 +186,10 @@ class Batcher:
         if self._thread is not None:
             self._thread.join()
         if seal_rest:
-            self.seal_due(force=True)
+            try:
+                self.seal_due(force=True)
+            except GatewayError as exc:  # durable in the spool; the next start seals them
+                log.warning("readings left unsealed in the spool at shutdown: %s", exc)
         self.worker.close()
 
     def _run(self) -> None:
@@ -157,13 +198,59 @@ class Batcher:
             self._wake.clear()
             if self._stop.is_set():
                 return
+            if not self._retry_due():
+                continue
             try:
                 self.seal_due()
-                self.last_error = None
             except GatewayError as exc:
-                self.last_error = str(exc)
-                log.error("sealing failed, will retry: %s", exc)
-                self._stop.wait(5.0)
+                self._failed(exc)
+            else:
+                self._succeeded()
+
+    # -- backoff ----------------------------------------------------------------------------
+
+    def backoff(self) -> SealBackoff | None:
+        return self._backoff
+
+    def _retry_due(self) -> bool:
+        backoff = self._backoff
+        if backoff is None or time.monotonic() >= backoff.retry_at:
+            return True
+        if backoff.waiting_for_space and backoff.needed_bytes is not None:
+            free = self._free()
+            if free >= backoff.needed_bytes:
+                log.info("%d bytes free again (a batch needs %d): sealing now", free,
+                         backoff.needed_bytes)  # fmt: skip
+                return True
+        return False
+
+    def _free(self) -> int:
+        try:
+            return self.free_space()
+        except OSError:
+            return 0
+
+    def _failed(self, exc: GatewayError) -> None:
+        failures = 1 if self._backoff is None else self._backoff.failures + 1
+        delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2.0 ** min(failures - 1, 20))
+        # The batch cannot fit until space is freed: _retry_due watches the free space. If it
+        # "fits" and still failed, the estimate is wrong, and only the clock drives retries.
+        waiting = self._needed is not None and self._free() < self._needed
+        if waiting:
+            delay = BACKOFF_MAX
+        error = str(exc)
+        if self._backoff is None or self._backoff.error != error:  # once per cause, not per retry
+            log.error("sealing failed, retrying with backoff (up to %.0f s): %s", BACKOFF_MAX, exc)
+        self._backoff = SealBackoff(failures, time.monotonic() + delay, time.time() + delay,
+                                    self._needed, error, waiting)  # fmt: skip
+        self.last_error = f"{error} (attempt {failures}, next in {delay:.0f} s)"
+
+    def _succeeded(self) -> None:
+        if self._backoff is not None:
+            log.info("sealing works again after %d failed attempts", self._backoff.failures)
+        self._backoff = None
+        self._needed = None
+        self.last_error = None
 
     # -- sealing --------------------------------------------------------------------------
 
@@ -186,6 +273,8 @@ class Batcher:
         """Seal every batch that is due (all pending readings when ``force``); returns count."""
         sealed = 0
         with self._lock:
+            self._needed = None  # set again by this attempt if the vault is full
+            self._finish_release()
             while force or self._due():
                 records, count, last_seq = self.spool.raw_batch(
                     self.batch.max_readings, self.batch.max_bytes
@@ -195,6 +284,21 @@ class Batcher:
                 self._seal(records, count, last_seq)
                 sealed += 1
         return sealed
+
+    def _finish_release(self) -> None:
+        """After a batch is in the vault: the ledger head, then the spool watermark. Retried
+        before the next seal if the disk refused them, so no reading is sealed twice."""
+        if self._release_due is None:
+            return
+        last_seq, seq, cid = self._release_due
+        try:
+            # Remembered outside the vault so verify can tell a truncated chain from a short one.
+            record_ledger_head(self.vault, seq, cid)
+            self.spool.release(last_seq)
+        except OSError as exc:
+            raise StorageError(str(self.spool.directory), f"cannot release sealed readings: "
+                               f"{exc.strerror or exc}") from exc  # fmt: skip
+        self._release_due = None
 
     def _seal(self, records: bytes, count: int, last_seq: int) -> None:
         head = self.vault.head()
@@ -220,13 +324,15 @@ class Batcher:
             codec_name=self.batch.codec,
             dictionary=self.dictionary,
         )
-        self.vault.put(batch)
-        # Remembered outside the vault so that verify can tell a truncated chain from a short one.
-        record_ledger_head(self.vault, batch.seq, str(batch.header_cid))
+        try:
+            self.vault.put(batch)
+        except StorageError:
+            self._needed = _batch_bytes(batch)  # retry as soon as this much is free again
+            raise
+        self._release_due = (last_seq, batch.seq, str(batch.header_cid))
         if rotation is not None:
             self.identity.finish_rotation(batch.seq, rotation.new_key)
             log.info("identity rotated in batch %d", batch.seq)
-        self.spool.release(last_seq)
         for callback in self.on_sealed:
             callback(batch.seq)
         if self.trainer is not None:
@@ -239,6 +345,7 @@ class Batcher:
         log.info("sealed batch %d: %d readings, %.1fx compression, %.1f ms", batch.seq,
                  count, batch.stats.compression_ratio,
                  (time.perf_counter() - started) * 1000)  # fmt: skip
+        self._finish_release()
 
     def stats(self) -> BatcherStats:
         return BatcherStats(

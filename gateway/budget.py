@@ -16,6 +16,12 @@ class BudgetState:
     budget: int
     filesystem_free: int
     backpressure: bool
+    reserve: int = 0
+
+    @property
+    def below_reserve(self) -> bool:
+        """The filesystem itself is (nearly) full, whatever the budget says."""
+        return self.filesystem_free < self.reserve
 
     @property
     def fraction(self) -> float:
@@ -55,7 +61,7 @@ class DiskBudget:
                 self._backpressure = False
         elif used >= self.high * self.budget or low_disk:
             self._backpressure = True
-        return BudgetState(used, self.budget, free, self._backpressure)
+        return BudgetState(used, self.budget, free, self._backpressure, self.reserve)
 
     @property
     def backpressure(self) -> bool:

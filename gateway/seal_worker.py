@@ -6,7 +6,10 @@ EOF, and the kernel kills it if the gateway dies (``PR_SET_PDEATHSIG``), so a ``
 gateway never leaves it behind. Only bytes and plain dataclasses cross the boundary: the worker
 gets the identity seed and owner keys as bytes and returns the signed header block, fragments
 and sizes; the parent re-parses the block (which checks it) and builds the ``SealedBatch``.
-If the worker cannot be started or dies, sealing continues in the calling thread.
+If the worker cannot be started, sealing runs in the calling thread. If it dies while running
+(OOM killer, ``kill -9``), sealing continues in the calling thread too, but ``poll()`` reports the
+exit, so the daemon's supervisor marks the gateway unhealthy and systemd restarts it with a
+fresh worker.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ class SealWorker:
     def __init__(self, in_process: bool = False) -> None:
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
+        self._died: int | None = None  # exit status of a worker that died under us
         if not in_process:
             try:
                 self._process = subprocess.Popen(
@@ -94,7 +98,7 @@ class SealWorker:
                     result = _receive(process.stdout)
                 except (EOFError, OSError) as exc:
                     log.warning("seal worker failed (%s); sealing in-process from now on", exc)
-                    self._stop_process()
+                    self._died = self._stop_process()
                 else:
                     if isinstance(result, BaseException):
                         raise result
@@ -105,10 +109,17 @@ class SealWorker:
         readings = decode_records(records, resolution_ns)
         return seal_batch(readings, identity=identity, owners=owners, **options)
 
-    def _stop_process(self) -> None:
+    def poll(self) -> int | None:
+        """None while the worker runs (or was never wanted); its exit status once it died."""
+        process = self._process
+        if process is not None:
+            return process.poll()
+        return self._died
+
+    def _stop_process(self) -> int | None:
         process, self._process = self._process, None
         if process is None:
-            return
+            return None
         with contextlib.suppress(OSError):
             if process.stdin is not None:
                 process.stdin.close()
@@ -119,6 +130,7 @@ class SealWorker:
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+        return process.returncode
 
     def close(self) -> None:
         with self._lock:

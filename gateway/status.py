@@ -29,6 +29,24 @@ class StatusSnapshot:
     backpressure: bool
     ledger_head: str | None
     details: Mapping[str, Any] = field(default_factory=dict)
+    # False once any component stopped (supervision): /healthz 503, the systemd watchdog starves.
+    healthy: bool = True
+    # Running but not making progress, one line per reason (a full disk): /healthz 503, but
+    # no restart, which would not help.
+    degraded: tuple[str, ...] = ()
+
+    def health(self) -> tuple[int, str]:
+        """The /healthz answer: (HTTP status, one line)."""
+        if not self.healthy:
+            stopped = self.details.get("stopped", {})
+            reasons = [f"{name}: {cause}" for name, cause in stopped.items()]
+            spool = self.details.get("last_error", {}).get("spool")
+            if spool and not reasons:
+                reasons.append(f"spool: {spool}")
+            return 503, "unhealthy: " + ("; ".join(reasons) or "a component stopped")
+        if self.degraded:
+            return 503, "degraded: " + "; ".join(self.degraded)
+        return 200, "ok"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -43,6 +61,8 @@ class StatusSnapshot:
             "quarantined": self.quarantined,
             "backpressure": self.backpressure,
             "ledger_head": self.ledger_head,
+            "healthy": self.healthy,
+            "degraded": list(self.degraded),
             **self.details,
         }
 
@@ -67,6 +87,10 @@ class _SnapshotCollector(Collector):
             "depin_backpressure", "1 while the disk budget blocks acks", value=int(s.backpressure)
         )
         yield GaugeMetricFamily("depin_uptime_seconds", "Seconds since start", value=s.uptime_s)
+        yield GaugeMetricFamily("depin_healthy", "1 while every component runs",
+                                value=int(s.healthy))  # fmt: skip
+        yield GaugeMetricFamily("depin_degraded", "1 while ingest or sealing cannot progress",
+                                value=int(bool(s.degraded)))  # fmt: skip
         disk = d.get("disk", {})
         if disk:
             yield GaugeMetricFamily(

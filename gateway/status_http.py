@@ -24,11 +24,8 @@ async def start_status_server(
         return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
 
     async def healthz(_request: web.Request) -> web.Response:
-        snap = snapshot()
-        healthy = not snap.details.get("last_error", {}).get("spool")
-        return web.Response(
-            status=200 if healthy else 503, text="ok\n" if healthy else "spool error\n"
-        )
+        code, line = snapshot().health()
+        return web.Response(status=code, text=line + "\n")
 
     app = web.Application()
     app.add_routes(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -144,6 +145,23 @@ def gateway_process() -> Iterator[Callable[[Path], GatewayProcess]]:
         if process.process is not None:
             process.process.kill()
             process.process.wait()
+        # A daemon started under strace outlives a killed strace (the tracee is only detached):
+        # stop every process still running with this config.
+        kill_processes_with_arg(str(process.config))
+
+
+def kill_processes_with_arg(arg: str) -> None:
+    """SIGKILL every process of ours whose argv holds ``arg`` (by PID, from /proc)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if arg.encode() in argv:
+            with contextlib.suppress(OSError):
+                os.kill(int(entry.name), signal.SIGKILL)
 
 
 def restore(config: Path, out: Path) -> list[dict[str, Any]]:
@@ -269,3 +287,14 @@ def fleet_server() -> Iterator[Callable[..., FleetServer]]:
         if server.process.poll() is None:
             server.process.kill()
             server.process.wait()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Every test module is imported by now: none may have left the recursion limit raised.
+
+    py_ecc (under eth-account) raises it to 100,000 on import; then ``json.loads`` of deep input
+    overflows the C stack of the whole test process instead of raising RecursionError. Import
+    eth-account through ``gateway.chain.ethlib``, which puts the limit back."""
+    limit = sys.getrecursionlimit()
+    if limit > 10_000:
+        raise pytest.UsageError(f"a test module raised the recursion limit to {limit}")

@@ -226,6 +226,7 @@ def _set_code_token(anvil: Anvil, amount: int) -> str:
 
 def test_wallet_init_address_balance_end_to_end(anvil: Anvil, tmp_path: Path) -> None:
     key = tmp_path / "state" / "wallet.key"
+    key.parent.mkdir()
     init = wallet_cli("init", "--key", str(key))
     assert init.returncode == 0, init.stderr
     assert stat.S_IMODE(key.stat().st_mode) == 0o600

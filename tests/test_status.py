@@ -38,3 +38,26 @@ def test_prometheus_text_covers_ingest_disk_sources_and_storage() -> None:
     )
     for line in expected:
         assert line in text, line
+
+
+def test_health_is_in_the_json_after_the_stable_fields() -> None:
+    data = snapshot().to_json()
+    assert list(data)[11:13] == ["healthy", "degraded"]
+    assert data["healthy"] is True and data["degraded"] == []
+
+
+def test_healthz_says_which_component_stopped_and_why() -> None:
+    snap = StatusSnapshot("gw", "ed25519:00", "0.1.0", 1.0, 0, 0, 0, 0, 0, False, None,
+                          {"stopped": {"mqtt": "thread paho died: ValueError: x"}},
+                          healthy=False)  # fmt: skip
+    assert snap.health() == (503, "unhealthy: mqtt: thread paho died: ValueError: x")
+    assert "depin_healthy 0.0" in prometheus_text(snap).decode()
+
+
+def test_healthz_is_503_while_degraded_with_the_reason() -> None:
+    snap = StatusSnapshot("gw", "ed25519:00", "0.1.0", 1.0, 0, 0, 0, 0, 0, True, None, {},
+                          degraded=("disk full: 0 bytes free, below the reserve",))  # fmt: skip
+    code, line = snap.health()
+    assert code == 503 and line.startswith("degraded: disk full: ")
+    assert "depin_degraded 1.0" in prometheus_text(snap).decode()
+    assert snapshot().health() == (200, "ok")

@@ -56,6 +56,7 @@ from gateway.market.epoch import epoch_at, epochs_for
 from gateway.piece.cid import piece_info_from_v2
 from gateway.seal.signed import SignedHeader
 from gateway.seal.store import Vault
+from gateway.supervise import SupervisedThread, spawn
 
 __all__ = ["StorageService"]
 
@@ -99,7 +100,7 @@ class StorageService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: SupervisedThread | None = None
         self._last_snapshot = 0.0
         self._renew_after: dict[str, float] = {}
         self._subscriber: AskSubscriber | None = None
@@ -114,8 +115,11 @@ class StorageService:
             self.book.apply(event)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="storage", daemon=True)
-        self._thread.start()
+        self._thread = spawn(self._run, "storage")
+
+    @property
+    def thread(self) -> SupervisedThread | None:
+        return self._thread
 
     def stop(self, timeout: float = 20.0) -> None:
         self._stopping.set()

@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import paho.mqtt.client as mqtt
 from nacl.signing import SigningKey
@@ -34,6 +34,7 @@ from gateway.deals.fleet import parse_broker_url
 from gateway.keys import format_gateway_public
 from gateway.market.messages import seal_signed
 from gateway.status import StatusSnapshot
+from gateway.supervise import SupervisedThread, spawn
 
 __all__ = [
     "HEARTBEAT_KIND",
@@ -144,7 +145,7 @@ class HeartbeatPublisher:
         self.last_error: str | None = None
         self._stopping = threading.Event()
         self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: SupervisedThread | None = None
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=f"depin-gateway-fleet-{gateway_id}",
@@ -209,8 +210,16 @@ class HeartbeatPublisher:
     def start(self) -> None:
         self.client.connect_async(self.host, self.port, keepalive=self.keepalive)
         self.client.loop_start()
-        self._thread = threading.Thread(target=self._run, name="fleet-heartbeat", daemon=True)
-        self._thread.start()
+        self._thread = spawn(self._run, "fleet-heartbeat")
+
+    @property
+    def thread(self) -> SupervisedThread | None:
+        return self._thread
+
+    @property
+    def network_thread(self) -> threading.Thread | None:
+        """paho's loop thread (paho has no public accessor; it clears it when the loop ends)."""
+        return cast("threading.Thread | None", getattr(self.client, "_thread", None))
 
     def stop(self, timeout: float = 2.0) -> None:
         """Clean shutdown: publish the signed offline message, then disconnect (no will)."""

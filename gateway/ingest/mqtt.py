@@ -162,6 +162,12 @@ class MqttIngest:
         self.client.disconnect()
         self.client.loop_stop()
 
+    @property
+    def network_thread(self) -> threading.Thread | None:
+        """paho's loop thread, for supervision: paho has no public accessor and clears it when
+        the loop ends, and an exception in paho (or in our callbacks) ends that loop for good."""
+        return cast("threading.Thread | None", getattr(self.client, "_thread", None))
+
     # -- paho callbacks (paho's thread) ------------------------------------------------------
 
     def _on_connect(

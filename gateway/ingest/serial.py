@@ -66,6 +66,7 @@ from drivers.registry import create
 from gateway.clock import Clock
 from gateway.config import SerialConfig
 from gateway.ingest.sink import IngestSink
+from gateway.supervise import SupervisedThread, spawn
 
 __all__ = ["SerialIngest", "resolve_port"]
 
@@ -122,7 +123,7 @@ class SerialIngest:
         self.rng = rng or random.Random()
         self.source = f"serial:{name}"
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: SupervisedThread | None = None
         self._acks: collections.deque[bytes] = collections.deque(maxlen=MAX_QUEUED_ACKS)
         self._handle_open: serial.Serial | None = None
         self._lock = threading.Lock()  # guards the counters that stats() copies
@@ -154,8 +155,11 @@ class SerialIngest:
     # -- control (any thread) ---------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"serial-{self.name}", daemon=True)
-        self._thread.start()
+        self._thread = spawn(self._run, f"serial-{self.name}")
+
+    @property
+    def thread(self) -> SupervisedThread | None:
+        return self._thread
 
     def stop(self) -> None:
         """Prompt: the read is interrupted, the thread closes the port."""

@@ -22,6 +22,7 @@ from gateway.clock import Clock
 from gateway.dedup import DedupWindow
 from gateway.errors import StorageError
 from gateway.spool import Spool
+from gateway.supervise import SupervisedThread, spawn
 
 __all__ = ["Ack", "IngestSink", "SinkStats"]
 
@@ -70,13 +71,14 @@ class IngestSink:
         self._pending = 0
         self._first_pending = 0.0
         self._stop = False
-        self._thread: threading.Thread | None = None
+        self._thread: SupervisedThread | None = None
         self.durable = 0
         self.duplicates = 0
         self.quarantined: Counter[str] = Counter()
         self.quarantine_dropped = 0
         self.commits = 0
         self.last_error: str | None = None
+        self.failing = False  # the last commit failed: status reports it as degraded
         self.on_durable: list[Callable[[int], None]] = []
 
     # -- ingest side (any thread) -----------------------------------------------------------
@@ -125,8 +127,11 @@ class IngestSink:
     # -- committer thread -------------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="spool-commit", daemon=True)
-        self._thread.start()
+        self._thread = spawn(self._run, "spool-commit")
+
+    @property
+    def thread(self) -> SupervisedThread | None:
+        return self._thread
 
     def stop(self) -> None:
         with self._cond:
@@ -166,12 +171,15 @@ class IngestSink:
             self.quarantine.commit()
             count = self.spool.commit()
         except StorageError as exc:
+            if str(exc) != self.last_error:  # once per cause, not once per retry
+                log.error("spool commit failed, will retry: %s", exc)
             self.last_error = str(exc)
-            log.error("spool commit failed, will retry: %s", exc)
+            self.failing = True
             with self._cond:
                 self._acks[0:0] = acks
                 self._pending += pending
             return False
+        self.failing = False
         self.durable += count
         self.commits += 1
         for callback, arg in acks:
