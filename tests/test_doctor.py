@@ -89,3 +89,32 @@ def test_missing_port_unreadable_port_open_key_and_dead_peers_each_say_the_fix(
 def test_unknown_skip_name_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["doctor", "--skip", "nope"]) == 2
     assert "unknown check 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_chain_rpc_and_wallet_funding_against_a_real_anvil(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty wallet is a FAIL with the address to fund; once funded it passes."""
+    from gateway.chain.anvil import Anvil
+    from gateway.chain.jsonrpc import RpcClient
+    from gateway.chain.wallet import create_wallet
+
+    config = write_config(tmp_path, free_port())
+    wallet = create_wallet(tmp_path / "state" / "wallet.key")
+    with Anvil(tmp_path / "anvil") as anvil:
+        skip = ["--skip", "broker", "--skip", "clock", "--rpc", anvil.url]
+        code, lines = _doctor(capsys, "--config", str(config), *skip)
+        assert lines["chain"][0].startswith("PASS") and "chain id 31415926" in lines["chain"][0]
+        assert (
+            lines["wallet"][0].startswith("FAIL")
+            and f"send FIL to {wallet.address}" in (lines["wallet"][0])
+        )
+        assert code == 1
+        RpcClient(anvil.url).call("anvil_setBalance", [wallet.address, hex(10**18)])
+        code, lines = _doctor(capsys, "--config", str(config), *skip)
+    assert (
+        lines["wallet"][0].startswith("PASS")
+        and "1000000000000000000 attoFIL" in (lines["wallet"][0])
+    )
+    assert code == 0, lines

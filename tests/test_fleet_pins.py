@@ -143,3 +143,25 @@ def test_forged_heartbeat_on_a_real_broker_is_key_changed_never_online(
         assert server.stop() == 0
     finally:
         publisher.close()
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        (["--listen", "127.0.0.1:8788"], "--listen needs --serve"),
+        (["--serve", "--listen", "h:99999"], "--listen"),
+        (["--keys", "{d}/missing"], "is not a file"),
+        (["--keys", "{d}/k", "--pins", "{d}/p"], "exclude each other"),
+        (["--pins", "{d}"], "is a directory"),
+        (["--keys", "{d}/bad"], "line 1"),
+    ],
+)
+def test_fleet_argument_mistakes_are_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], problem: str
+) -> None:
+    (tmp_path / "k").write_text("")
+    (tmp_path / "bad").write_text("pi-1 not-a-key\n")
+    argv = ["fleet", "--broker", "mqtt://127.0.0.1:1"] + [a.format(d=tmp_path) for a in extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert problem in err and err.count("\n") == 1, err
