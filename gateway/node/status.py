@@ -53,14 +53,14 @@ class _Collector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         s = self.status
-        for name, help_text in (
-            ("capacity", "Bytes offered (padded)"),
-            ("used", "Bytes stored (padded)"),
-            ("reserved", "Bytes reserved by deals awaiting upload"),
-            ("free", "Bytes free for new deals"),
-            ("pieces", "Pieces held"),
+        for name, metric, help_text in (
+            ("capacity", "capacity_bytes", "Bytes offered (padded)"),
+            ("used", "used_bytes", "Bytes stored (padded)"),
+            ("reserved", "reserved_bytes", "Bytes reserved by deals awaiting upload"),
+            ("free", "free_bytes", "Bytes free for new deals"),
+            ("pieces", "pieces", "Pieces held"),
         ):
-            yield GaugeMetricFamily(f"depin_node_{name}", help_text, value=s[name])
+            yield GaugeMetricFamily(f"depin_node_{metric}", help_text, value=s[name])
         yield GaugeMetricFamily(
             "depin_node_unclaimed_bytes",
             "Bytes of parked uploads no deal or data set claims (padded)",
@@ -79,7 +79,7 @@ class _Collector(Collector):
             "depin_node_vouchers", "Vouchers accepted", value=s["earnings"]["vouchers"]
         )
         rejected = CounterMetricFamily(
-            "depin_node_rejected", "Requests refused, by reason", labels=["reason"]
+            "depin_node_requests_rejected", "Requests refused, by reason", labels=["reason"]
         )
         for reason, count in s["rejected"].items():
             rejected.add_metric([reason], count)
