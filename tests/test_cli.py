@@ -87,7 +87,7 @@ def test_status_json_has_the_stable_fields_and_no_secrets(
     metrics = __import__("urllib.request").request.urlopen(
         gw.status_url.replace("/status", "/metrics")
     )
-    assert b"depin_readings_total 10.0" in metrics.read()
+    assert b"depin_gateway_readings_total 10.0" in metrics.read()
     publisher.close()
 
 

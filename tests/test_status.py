@@ -56,18 +56,21 @@ def test_disabled_seal_and_storage_read_enabled_false() -> None:
 def test_prometheus_text_covers_ingest_disk_sources_and_storage() -> None:
     text = prometheus_text(make_snapshot()).decode()
     expected = (
-        "depin_readings_total 100.0",
-        "depin_backpressure 1.0",
-        "depin_disk_written_bytes_total 30.0",
-        'depin_source_received_total{source="mqtt"} 7.0',
-        'depin_node_proofs_total{node="http://n1",result="failed"} 1.0',
-        "depin_repairs_total 2.0",
-        "depin_fil_committed_attofil 1e+19",
-        "depin_fragments_proven 6.0",
+        "depin_gateway_readings_total 100.0",
+        "depin_gateway_backpressure 1.0",
+        "depin_gateway_disk_written_bytes_total 30.0",
+        'depin_gateway_source_received_total{source="mqtt"} 7.0',
+        'depin_gateway_storage_node_proofs_total{node="http://n1",result="failed"} 1.0',
+        "depin_gateway_repairs_total 2.0",
+        "depin_gateway_fil_committed_attofil 1e+19",
+        "depin_gateway_fragments_proven 6.0",
     )
     for line in expected:
         assert line in text, line
-    assert "depin_node_proofs" not in prometheus_text(make_snapshot(storage=None)).decode()
+    assert (
+        "depin_gateway_storage_node_proofs"
+        not in prometheus_text(make_snapshot(storage=None)).decode()
+    )
 
 
 def test_health_is_in_the_json_after_the_stable_fields() -> None:
@@ -81,14 +84,14 @@ def test_healthz_says_which_component_stopped_and_why() -> None:
     assert snap.healthz() == (503, "unhealthy: mqtt: thread paho died: ValueError: x")
     assert snap.to_json()["healthy"] is False
     assert snap.to_json()["stopped"] == {"mqtt": "thread paho died: ValueError: x"}
-    assert "depin_healthy 0.0" in prometheus_text(snap).decode()
+    assert "depin_gateway_healthy 0.0" in prometheus_text(snap).decode()
 
 
 def test_healthz_is_503_while_degraded_with_the_reason() -> None:
     snap = make_snapshot(health=Health(degraded=("disk full: 0 bytes free, below the reserve",)))
     code, line = snap.healthz()
     assert code == 503 and line.startswith("degraded: disk full: ")
-    assert "depin_degraded 1.0" in prometheus_text(snap).decode()
+    assert "depin_gateway_degraded 1.0" in prometheus_text(snap).decode()
     assert make_snapshot().healthz() == (200, "ok")
 
 

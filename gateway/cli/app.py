@@ -6,7 +6,6 @@ Every user mistake is one line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -22,10 +21,12 @@ from gateway.cli.checks import (
     port_number,
     preflight_run,
 )
+from gateway.cli.doctor import add_doctor_arguments, cmd_doctor
+from gateway.cli.fleet import add_fleet_arguments, cmd_fleet
 from gateway.cli.init import cmd_init
 from gateway.cli.status import cmd_status
 from gateway.config import Config, load_config
-from gateway.config.checks import check_path, parse_host_port, parse_http_url, parse_mqtt_url
+from gateway.config.checks import check_path, parse_host_port, parse_http_url
 from gateway.errors import ConfigError, GatewayError, KeyMaterialError, one_line
 
 __all__ = ["main"]
@@ -212,26 +213,6 @@ def cmd_node(args: argparse.Namespace) -> int:
     return node_run_main(args.config)
 
 
-def cmd_fleet(args: argparse.Namespace) -> int:
-    import time
-
-    from gateway.fleet.collect import collect_retained
-    from gateway.fleet.view import classify_all, render_table
-
-    broker = args.broker or _config(args).fleet.broker
-    if not broker:
-        raise ConfigError("fleet.broker", "no fleet broker configured", "pass --broker mqtt://h:p")
-    parse_mqtt_url("--broker" if args.broker else "fleet.broker", broker)
-    entries = classify_all(collect_retained(broker), time.time(), args.stale)
-    if args.json:
-        print(json.dumps([entry.to_json() for entry in entries], indent=2))
-    elif entries:
-        print(render_table(entries))
-    else:
-        print(f"no gateway heartbeats on {broker}", file=sys.stderr)
-    return 0
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.cli.demo import run_demo
 
@@ -294,6 +275,7 @@ def _gateway_commands(add: _Add) -> None:
     p.add_argument("--gateway-key", help="with --from-network: the gateway's ed25519 public key")
     p.add_argument("--head", help="with --from-network: the ledger head CID (status ledger_head)")
     p.add_argument("--nodes", help="with --from-network: storage node URLs, comma-separated")
+    add_doctor_arguments(add("doctor", cmd_doctor, "check broker, disk, clock, ports, keys, nodes"))
     add("verify", cmd_verify, "check every signature, chain link and hash of the local ledger")
     add("rotate-key", cmd_rotate_key, "start an identity key rotation, certified in the chain")
     p = add("export-car", cmd_export_car, "export the batch headers as a CAR v1 file")
@@ -320,12 +302,7 @@ def _tool_commands(add: _Add) -> None:
     p.add_argument("action", choices=["init", "run"])
     p.add_argument("--data-dir", help="node init: where pieces and the node key live")
     p.add_argument("--listen", help="node init: host:port to serve on (default 127.0.0.1:8900)")
-    p = add("fleet", cmd_fleet, "every gateway's latest signed heartbeat as a table")
-    p.add_argument("--broker", help="fleet broker mqtt://host:port (default: config [fleet])")
-    p.add_argument("--json", action="store_true", help="a JSON list with a 'state' per gateway")
-    p.add_argument(
-        "--stale", type=finite_positive, default=180.0, help="seconds until STALE (default 180)"
-    )
+    add_fleet_arguments(add("fleet", cmd_fleet, "every gateway's signed heartbeat (or --serve)"))
     p = add("demo", cmd_demo, "run the whole system locally and check a restore", config=False)
     p.add_argument(
         "--duration", type=finite_positive, default=60.0, help="seconds of sensor traffic"

@@ -33,7 +33,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from gateway.deals.fleet import parse_broker_url
 from gateway.keys import format_gateway_public
 from gateway.market.messages import seal_signed
-from gateway.status import StatusSnapshot
+from gateway.status import StatusSnapshot, StorageStatus
 from gateway.supervise import SupervisedThread, spawn
 
 __all__ = [
@@ -73,9 +73,32 @@ def heartbeat_body(snapshot: StatusSnapshot, sent_at: float) -> dict[str, Any]:
         "clock_synced": snapshot.clock.synced,
         "sources": {name: source.connected for name, source in snapshot.sources.items()},
         "errors": sorted(snapshot.health.last_error),
+        "last_error": _last_error(snapshot.health.last_error),
+        **_storage_summary(snapshot.storage),
         "sent_at": int(sent_at),
         "online": True,
     }
+
+
+# A heartbeat stays a few hundred bytes whatever a component's error says: the fleet page shows
+# one line per gateway, and the collector drops (shows as UNSIGNED) anything over 16 KiB.
+_ERROR_CHARS = 160
+
+
+def _last_error(errors: Mapping[str, str]) -> str | None:
+    """The first component's error as one short line (``errors`` lists them all by name)."""
+    for name in sorted(errors):
+        text = " ".join(errors[name].split())
+        return f"{name}: {text}"[:_ERROR_CHARS]
+    return None
+
+
+def _storage_summary(storage: StorageStatus | None) -> dict[str, Any]:
+    """Proof failures and spend: amounts as decimal strings (attoFIL overflows DAG-CBOR's u64)."""
+    if storage is None:
+        return {"proof_failures": 0, "spent_attofil": "0"}
+    failures = sum(node.proofs_failed for node in storage.nodes)
+    return {"proof_failures": failures, "spent_attofil": str(storage.fil.spent)}
 
 
 def offline_body(gateway_id: str, public_key: str, since: float) -> dict[str, Any]:

@@ -22,23 +22,37 @@ class _SnapshotCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         s = self.snapshot
-        yield CounterMetricFamily("depin_readings", "Readings made durable", value=s.readings_total)
-        yield GaugeMetricFamily(
-            "depin_spool_pending", "Durable readings not yet sealed", value=s.spool_pending
+        yield CounterMetricFamily(
+            "depin_gateway_readings", "Readings made durable", value=s.readings_total
         )
-        yield CounterMetricFamily("depin_batches_sealed", "Sealed batches", value=s.batches_sealed)
         yield GaugeMetricFamily(
-            "depin_batches_durable", "Batches proven on >= k nodes", value=s.batches_durable
+            "depin_gateway_spool_pending", "Durable readings not yet sealed", value=s.spool_pending
         )
-        yield CounterMetricFamily("depin_quarantined", "Messages quarantined", value=s.quarantined)
+        yield CounterMetricFamily(
+            "depin_gateway_batches_sealed", "Sealed batches", value=s.batches_sealed
+        )
         yield GaugeMetricFamily(
-            "depin_backpressure", "1 while the disk budget blocks acks", value=int(s.backpressure)
+            "depin_gateway_batches_durable", "Batches proven on >= k nodes", value=s.batches_durable
         )
-        yield GaugeMetricFamily("depin_uptime_seconds", "Seconds since start", value=s.uptime_s)
-        yield GaugeMetricFamily("depin_healthy", "1 while every component runs",
-                                value=int(s.healthy))  # fmt: skip
-        yield GaugeMetricFamily("depin_degraded", "1 while ingest or sealing cannot progress",
-                                value=int(bool(s.health.degraded)))  # fmt: skip
+        yield CounterMetricFamily(
+            "depin_gateway_quarantined", "Messages quarantined", value=s.quarantined
+        )
+        yield GaugeMetricFamily(
+            "depin_gateway_backpressure",
+            "1 while the disk budget blocks acks",
+            value=int(s.backpressure),
+        )
+        yield GaugeMetricFamily(
+            "depin_gateway_uptime_seconds", "Seconds since start", value=s.uptime_s
+        )
+        yield GaugeMetricFamily(
+            "depin_gateway_healthy", "1 while every component runs", value=int(s.healthy)
+        )
+        yield GaugeMetricFamily(
+            "depin_gateway_degraded",
+            "1 while ingest or sealing cannot progress",
+            value=int(bool(s.health.degraded)),
+        )
         yield from _disk_metrics(s.disk)
         yield from _source_metrics(s.sources)
         if s.storage is not None:
@@ -47,20 +61,20 @@ class _SnapshotCollector(Collector):
 
 def _disk_metrics(disk: DiskStatus) -> Iterator[Metric]:
     yield GaugeMetricFamily(
-        "depin_disk_used_bytes", "Bytes counted against the budget", value=disk.used
+        "depin_gateway_disk_used_bytes", "Bytes counted against the budget", value=disk.used
     )
-    yield GaugeMetricFamily("depin_disk_budget_bytes", "Disk budget", value=disk.budget)
+    yield GaugeMetricFamily("depin_gateway_disk_budget_bytes", "Disk budget", value=disk.budget)
     yield CounterMetricFamily(
-        "depin_disk_written_bytes", "Bytes written (SD-card wear)", value=disk.bytes_written
+        "depin_gateway_disk_written_bytes", "Bytes written (SD-card wear)", value=disk.bytes_written
     )
 
 
 def _source_metrics(all_sources: Sources) -> Iterator[Metric]:
     sources = CounterMetricFamily(
-        "depin_source_received", "Messages received per source", labels=["source"]
+        "depin_gateway_source_received", "Messages received per source", labels=["source"]
     )
     connected = GaugeMetricFamily(
-        "depin_source_connected", "1 while a source is connected", labels=["source"]
+        "depin_gateway_source_connected", "1 while a source is connected", labels=["source"]
     )
     for name, source in all_sources.items():
         # Serial ports count frames, not messages: 0 here, as before the status was typed.
@@ -71,24 +85,28 @@ def _source_metrics(all_sources: Sources) -> Iterator[Metric]:
 
 
 def _storage_metrics(storage: StorageStatus) -> Iterator[Metric]:
-    proofs = CounterMetricFamily("depin_node_proofs", "Proof rounds per node and result",
-                                 labels=["node", "result"])  # fmt: skip
-    reputation = GaugeMetricFamily("depin_node_reputation", "Node reputation (0..1)",
-                                   labels=["node"])  # fmt: skip
+    proofs = CounterMetricFamily(
+        "depin_gateway_storage_node_proofs",
+        "Proof rounds per node and result",
+        labels=["node", "result"],
+    )
+    reputation = GaugeMetricFamily(
+        "depin_gateway_storage_node_reputation", "Node reputation (0..1)", labels=["node"]
+    )
     for node in storage.nodes:
         proofs.add_metric([node.url, "passed"], node.proofs_passed)
         proofs.add_metric([node.url, "failed"], node.proofs_failed)
         reputation.add_metric([node.url], node.reputation)
     yield proofs
     yield reputation
-    yield CounterMetricFamily("depin_repairs", "Fragments rebuilt and placed again",
+    yield CounterMetricFamily("depin_gateway_repairs", "Fragments rebuilt and placed again",
                               value=storage.repairs)  # fmt: skip
     fil = storage.fil
     for name, amount in (("spent", fil.spent), ("committed", fil.committed),
                          ("budget", fil.budget)):  # fmt: skip
-        yield GaugeMetricFamily(f"depin_fil_{name}_attofil", f"attoFIL {name}",
+        yield GaugeMetricFamily(f"depin_gateway_fil_{name}_attofil", f"attoFIL {name}",
                                 value=float(amount))  # fmt: skip
-    yield GaugeMetricFamily("depin_fragments_proven", "Fragments proven on their node",
+    yield GaugeMetricFamily("depin_gateway_fragments_proven", "Fragments proven on their node",
                             value=storage.fragments_proven)  # fmt: skip
 
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import random
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,9 +29,9 @@ from gateway.market.messages import DealProposal
 from gateway.node.config import NodeConfig, node_config_from_string
 from gateway.piece.cid import piece_cid_v2
 from gateway.piece.commp import PieceInfo, commp, unpadded_size
-from gateway.testing.broker import free_port
 
 __all__ = [
+    "REPLAY_HEADER",
     "FakeClock",
     "NodeProcess",
     "SigningClient",
@@ -38,6 +40,7 @@ __all__ = [
     "make_proposal",
     "piece_of",
     "proposal_for",
+    "replay_segments",
 ]
 
 START = 1_760_000_000.0  # 2025-10-09, a fixed "now" for tests
@@ -168,8 +171,35 @@ class SigningClient:
         await self.session.close()
 
 
+REPLAY_HEADER = b"depin-node-replay 1\n"
+
+
+def replay_segments(data_dir: Path) -> dict[Path, tuple[bytes, int]]:
+    """Each replay segment file of a node's data directory: its bytes and inode."""
+    return {p: (p.read_bytes(), p.stat().st_ino) for p in (data_dir / "replay").iterdir()}
+
+
 def random_bytes(size: int) -> bytes:
     return os.urandom(size)
+
+
+# Below Linux's ephemeral range (ip_local_port_range, 32768-60999 by default): no outgoing
+# connection and no bind to port 0, by any process on the machine, is ever given such a port, so
+# it stays ours while a node restarts on it. A port from bind(0) could be taken in that window.
+_QUIET_PORTS = range(20_000, 32_768)
+
+
+def restartable_port() -> int:
+    """A free loopback port outside the ephemeral range (see ``_QUIET_PORTS``)."""
+    for _ in range(200):
+        port = random.choice(_QUIET_PORTS)  # not a secret: any free port will do
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError("no free loopback port in 20000-32767")
 
 
 class NodeProcess:
@@ -181,7 +211,7 @@ class NodeProcess:
 
     def __init__(self, directory: Path, prefix: Sequence[str] = (), **settings: Any) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        self.url = f"http://127.0.0.1:{free_port()}"
+        self.url = f"http://127.0.0.1:{restartable_port()}"
         self.config_path = directory / "node.toml"
         self.log_path = directory / "node.log"
         values = {
@@ -225,11 +255,13 @@ class NodeProcess:
             time.sleep(0.05)
 
     def _answers(self) -> bool:
+        """Ready means *this* node answers: its provider key in ``/status``, not merely some
+        server on the port (another process may hold it while this one fails to bind)."""
         try:
             # our own http:// URL, built in __init__
-            with urllib.request.urlopen(self.url + "/pdp/ping", timeout=2) as response:  # noqa: S310
-                return int(response.status) == 200
-        except OSError:
+            with urllib.request.urlopen(self.url + "/status", timeout=5) as response:  # noqa: S310
+                return bool(json.loads(response.read()).get("provider") == self.provider)
+        except (OSError, ValueError):
             return False
 
     def stop(self) -> int:
