@@ -268,6 +268,9 @@ def _parser() -> argparse.ArgumentParser:
     from gateway.chain.cli import add_parser as add_wallet_parser
 
     add_wallet_parser(sub)
+    from gateway.dataset.cli import add_parser as add_dataset_parser
+
+    add_dataset_parser(sub)
     return parser
 
 

@@ -1,0 +1,250 @@
+"""``depin-gateway dataset export``: the readings of a state directory as a verifiable dataset.
+
+Two passes over the readings (restore's read-only readers): the first infers each source's
+columns and fixes the last spool sequence number, the second writes the Parquet files, so a
+daemon appending meanwhile changes nothing (later readings are left out). Everything is written
+into ``OUT.partial``, synced, then renamed to ``OUT``.
+
+Layout of ``OUT``::
+
+    data/<source>/<YYYY-MM-DD>/part-NNNNN.parquet   rows by source and UTC day, size-capped
+    croissant.json      Croissant 1.1 metadata       README.md   Hugging Face dataset card
+    provenance.json     signed map of files -> batches, keys, ledger head
+    headers.car         every batch header (CAR v1, DAG-CBOR), for the verifier
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gateway.config import Config
+from gateway.dataset import provenance
+from gateway.dataset.croissant import croissant, dataset_card
+from gateway.dataset.parquet import FileWritten, Writers, file_sha256
+from gateway.dataset.progress import Progress
+from gateway.dataset.rows import Item, SchemaBuilder, SourceSchema
+from gateway.dataset.source import Ledger, items, read_ledger
+from gateway.errors import ConfigError, GatewayError, KeyMaterialError
+from gateway.piece.car import Block, write_car
+from gateway.piece.dagcbor import cid_for_dag_cbor
+
+__all__ = ["ExportOptions", "ExportSummary", "export_dataset"]
+
+
+@dataclass(frozen=True, slots=True)
+class ExportOptions:
+    out: Path
+    owner_key: str | None = None
+    since_ns: int | None = None
+    until_ns: int | None = None
+    sources: frozenset[str] | None = None
+    max_file_size: int = 128 * 1024 * 1024
+    license: str = "CC-BY-4.0"
+    creator: str | None = None  # default: the gateway id
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExportSummary:
+    out: Path
+    rows: int
+    files: int
+    batches: int
+    partial_batches: int
+    unsealed: int
+
+
+def _check_out(out: Path) -> Path:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError("--out", f"{out} exists and is not empty", "pass a new directory")
+    partial = out.with_name(out.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)  # left by an interrupted export of ours: never in the state dir
+    partial.mkdir(parents=True)
+    return partial
+
+
+def _wanted(options: ExportOptions) -> Callable[[Item], bool]:
+    def wanted(item: Item) -> bool:
+        r = item.reading
+        if options.sources is not None and r.source not in options.sources:
+            return False
+        if options.since_ns is not None and r.time.wall_ns < options.since_ns:
+            return False
+        return options.until_ns is None or r.time.wall_ns < options.until_ns
+
+    return wanted
+
+
+def _first_pass(
+    config: Config, ledger: Ledger, options: ExportOptions
+) -> tuple[dict[str, SourceSchema], int, int]:
+    builder = SchemaBuilder(rule.filter for rule in config.mqtt.topics)
+    wanted, count, cap = _wanted(options), 0, -1
+    for item in items(config, ledger, options.owner_key, None):
+        cap = max(cap, item.reading.seq)
+        if wanted(item):
+            builder.add(item.reading)
+            count += 1
+    if not count:
+        raise GatewayError("nothing to export: no reading matches --from/--to/--sources")
+    return builder.build(), count, cap
+
+
+def _second_pass(
+    config: Config, ledger: Ledger, options: ExportOptions, writers: Writers, total: int, cap: int
+) -> dict[int, int]:
+    """Write the rows; returns the number of rows included from each batch."""
+    included: dict[int, int] = {}
+    progress = Progress(total, "exporting")
+    wanted = _wanted(options)
+    for item in items(config, ledger, options.owner_key, cap):
+        if not wanted(item):
+            continue
+        writers.add(item)
+        if item.batch is not None:
+            included[item.batch.seq] = included.get(item.batch.seq, 0) + 1
+        progress.step()
+    progress.finish()
+    return included
+
+
+def _write_headers_car(partial: Path, ledger: Ledger) -> dict[str, Any]:
+    cids = [cid_for_dag_cbor(block) for block in ledger.blocks]
+    path = partial / "headers.car"
+    with open(path, "wb") as stream:
+        write_car(
+            stream, [cids[-1]], [Block(c, b) for c, b in zip(cids, ledger.blocks, strict=True)]
+        )
+    return {"path": "headers.car", "sha256": file_sha256(path), "root": str(cids[-1])}
+
+
+def _batches(ledger: Ledger, included: dict[int, int]) -> list[dict[str, Any]]:
+    out = []
+    for seq in sorted(included):
+        header = ledger.headers[seq].header
+        out.append(
+            {
+                "seq": seq,
+                "cid": str(ledger.headers[seq].cid()),
+                "count": header.count,
+                "included": included[seq],
+                "complete": included[seq] == header.count,
+                "codec": header.codec,
+                "plaintext_sha256": header.plaintext_sha256.hex(),
+            }
+        )
+    return out
+
+
+def _body(
+    config: Config,
+    ledger: Ledger,
+    options: ExportOptions,
+    car: dict[str, Any] | None,
+    files: list[FileWritten],
+    included: dict[int, int],
+) -> dict[str, Any]:
+    def iso(ns: int | None) -> str | None:
+        return None if ns is None else datetime.fromtimestamp(ns / 1e9, UTC).isoformat()
+
+    last = ledger.headers[-1] if ledger.headers else None
+    recorded = ledger.recorded_head
+    return {
+        "version": 1,
+        "gateway_id": config.gateway.id,
+        "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "selection": {
+            "from": iso(options.since_ns),
+            "to": iso(options.until_ns),
+            "sources": sorted(options.sources) if options.sources else None,
+        },
+        "ledger": {
+            "head": None if last is None else {"seq": last.seq, "cid": str(last.cid())},
+            "recorded_head": None if recorded is None else {"seq": recorded[0], "cid": recorded[1]},
+        },
+        "keys": provenance.key_chain(ledger.headers, ledger.genesis),
+        "headers_car": car,
+        "batches": _batches(ledger, included),
+        "files": [provenance.file_entry(f) for f in files],
+        "unsealed_rows": sum(1 for f in files for b, _, _ in f.items if b is None),
+    }
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _sync_tree(root: Path) -> None:
+    for path in [*sorted(root.rglob("*"), reverse=True), root]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def export_dataset(config: Config, options: ExportOptions) -> ExportSummary:
+    ledger = read_ledger(config)
+    partial = _check_out(options.out)
+    schemas, total, cap = _first_pass(config, ledger, options)
+    writers = Writers(partial, schemas, options.max_file_size)
+    included = _second_pass(config, ledger, options, writers, total, cap)
+    files = writers.close()
+    car = _write_headers_car(partial, ledger) if ledger.blocks else None
+    body = _body(config, ledger, options, car, files, included)
+    signer = provenance.format_gateway_public(ledger.identity.verify_key)
+    if signer not in {k["key"] for k in body["keys"]}:
+        raise KeyMaterialError("identity.key", "the identity key is not in the ledger's key chain")
+    _write_json(partial / "provenance.json", provenance.sign(body, ledger.identity))
+    _write_metadata(partial, config, options, schemas, files, body)
+    _sync_tree(partial)
+    partial.rename(options.out)
+    unsealed = body["unsealed_rows"]
+    return ExportSummary(
+        options.out,
+        total,
+        len(files),
+        len(included),
+        sum(1 for b in body["batches"] if not b["complete"]),
+        unsealed,
+    )
+
+
+def _write_metadata(
+    partial: Path,
+    config: Config,
+    options: ExportOptions,
+    schemas: dict[str, SourceSchema],
+    files: Iterable[FileWritten],
+    body: dict[str, Any],
+) -> None:
+    files = list(files)
+    name = options.name or f"{config.gateway.id} sensor readings"
+    meta = {
+        "name": name,
+        "license": options.license,
+        "license_id": options.license.lower(),
+        "creator": options.creator or config.gateway.id,
+        "description": (
+            f"Sensor readings from DePIN gateway {config.gateway.id}, exported from "
+            "its signed, hash-chained batches; provenance.json and headers.car let "
+            "anyone check every row against the gateway's key."
+        ),
+        "date_published": body["created_at"],
+    }
+    cids = [b["cid"] for b in body["batches"]]
+    _write_json(partial / "croissant.json", croissant(meta, schemas, files, cids))
+    summary = {
+        "rows": sum(len(f.items) for f in files),
+        "batches": len(cids),
+        "unsealed": body["unsealed_rows"],
+    }
+    (partial / "README.md").write_text(dataset_card(meta, schemas, summary), encoding="utf-8")
