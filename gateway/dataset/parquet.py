@@ -119,6 +119,7 @@ class FileWritten:
 @dataclass
 class _Open:
     path: Path
+    sink: pa.NativeFile
     writer: pq.ParquetWriter
     buffer: list[Item] = field(default_factory=list)
     written: list[tuple[int | None, int | None, int]] = field(default_factory=list)
@@ -128,7 +129,8 @@ class Writers:
     """One open writer per (source, day); a file is closed once it reaches ``max_size`` bytes.
 
     Row groups are sized from the bytes per row seen so far (an eighth of the cap), so a file
-    overshoots the cap by at most about one row group.
+    overshoots the cap by at most about one row group, plus its footer (column statistics per
+    row group: a few KiB, which only matters for caps far below the 128 MiB default).
     """
 
     def __init__(self, root: Path, schemas: dict[str, SourceSchema], max_size: int) -> None:
@@ -154,23 +156,25 @@ class Writers:
         self._parts[key] = part + 1
         path = self.root / "data" / slug(key[0]) / key[1] / f"part-{part:05d}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
-        writer = pq.ParquetWriter(path, self.arrow[key[0]], compression="zstd")
-        self._open[key] = handle = _Open(path, writer)
+        # Our own sink: its tell() counts every byte handed over, where stat() lags behind.
+        sink = pa.OSFile(str(path), "wb")
+        writer = pq.ParquetWriter(sink, self.arrow[key[0]], compression="zstd")
+        self._open[key] = handle = _Open(path, sink, writer)
         return handle
 
     def _flush(self, key: tuple[str, str], handle: _Open) -> None:
         if not handle.buffer:
             return
         table = self._table(key[0], handle.buffer)
-        before = handle.path.stat().st_size
+        before = handle.sink.tell()
         handle.writer.write_table(table, row_group_size=len(handle.buffer))
-        grown = max(handle.path.stat().st_size - before, 1)
+        grown = max(handle.sink.tell() - before, 1)
         self._row_bytes = max(grown / len(handle.buffer), 1.0)
         handle.written += [
             (i.batch.seq if i.batch else None, i.index, i.reading.seq) for i in handle.buffer
         ]
         handle.buffer = []
-        if handle.path.stat().st_size >= self.max_size:
+        if handle.sink.tell() >= self.max_size:
             self._close(key)
 
     def _table(self, source: str, batch: list[Item]) -> pa.Table:
@@ -195,6 +199,7 @@ class Writers:
     def _close(self, key: tuple[str, str]) -> None:
         handle = self._open.pop(key)
         handle.writer.close()
+        handle.sink.close()
         self._sync(handle.path)
         rel = handle.path.relative_to(self.root).as_posix()
         self.done.append(

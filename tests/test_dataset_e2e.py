@@ -1,0 +1,264 @@
+"""Dataset export of a real run (MQTT + serial ptys, a key rotation, unsealed tail), checked
+against restore byte for byte, read by pyarrow/pandas/mlcroissant, and verified from the outside."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import restore
+from tests.dataset_support import Run, cli, make_run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    yield make_run(tmp_path_factory.mktemp("run"))
+
+
+@pytest.fixture(scope="module")
+def dataset(run: Run) -> Path:
+    out = run.base / "dataset"
+    done = cli(
+        "dataset",
+        "export",
+        "--config",
+        str(run.config),
+        "--out",
+        str(out),
+        "--max-file-size",
+        "16KiB",
+        "--license",
+        "CC0-1.0",
+        "--creator",
+        "Test Lab",
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"{run.readings} readings" in done.stdout and "2 unsealed" in done.stdout
+    return out
+
+
+def _rows(dataset: Path) -> list[dict[str, Any]]:
+    """Every row, in reading order (the spool sequence number)."""
+    rows: list[dict[str, Any]] = []
+    for path in sorted((dataset / "data").rglob("*.parquet")):
+        rows += pq.read_table(path).to_pylist()
+    return sorted(rows, key=lambda r: r["seq"])
+
+
+def _payload(line: dict[str, Any]) -> bytes:
+    value = line["payload"]
+    return value.encode() if isinstance(value, str) else base64.b64decode(value["b64"])
+
+
+def test_every_row_is_byte_exact_against_restore_with_its_batch_cid(
+    run: Run, dataset: Path
+) -> None:
+    lines = restore(run.config, run.base / "restore.jsonl")
+    rows = [r for r in _rows(dataset) if not r["duplicate"]]
+    assert len(rows) == len(lines) == run.readings
+    provenance = json.loads((dataset / "provenance.json").read_text())["body"]
+    cids = {b["seq"]: b["cid"] for b in provenance["batches"]}
+    for row, line in zip(rows, lines, strict=True):
+        assert row["payload"] == _payload(line)
+        assert (row["source"], row["topic"], row["batch_seq"]) == (
+            line["source"],
+            line["topic"],
+            line["batch"],
+        )
+        assert row["received_at"].strftime("%Y-%m-%dT%H:%M:%S.%fZ") == line["received_at"]
+        assert row["batch_cid"] == (None if line["batch"] is None else cids[line["batch"]])
+    assert sum(r["batch_cid"] is None for r in rows) == 2
+    assert {r["source"] for r in rows} == {"mqtt", "serial:pm", "serial:gps"}
+
+
+def test_files_are_split_by_source_and_day_under_the_size_cap(dataset: Path) -> None:
+    files = sorted((dataset / "data").rglob("*.parquet"))
+    by_source = {p.parent.parent.name for p in files}
+    assert by_source == {"mqtt", "serial-pm", "serial-gps"}
+    assert len(files) > 3, "a 16 KiB cap splits each source into several parts"
+    for path in files:
+        assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "ZSTD"
+        last = sorted(path.parent.glob("*.parquet"))[-1]
+        # A part is closed once its row groups reach the cap (the footer comes on top).
+        assert path == last or path.stat().st_size >= 16 * 1024, path
+
+
+def test_typed_columns_carry_units_and_flattened_json(dataset: Path) -> None:
+    pm = pq.read_table(next((dataset / "data" / "serial-pm").rglob("*.parquet")))
+    field = pm.schema.field("value.pm2_5")
+    assert str(field.type) == "int64" and field.metadata[b"unit"] == b"ug/m3"
+    assert json.loads(pm.schema.metadata[b"depin.units"])["value.pm2_5"] == "ug/m3"
+    gps = pq.read_table(next((dataset / "data" / "serial-gps").rglob("*.parquet")))
+    assert str(gps.schema.field("value.lat").type) == "double"
+    mqtt = _rows(dataset)
+    room2 = [r for r in mqtt if r["topic"] == "sensors/room2/env"]
+    assert room2[3]["json.env.hum"] == 3 and room2[3]["json.env.co2.ppm"] == 400
+    assert json.loads(room2[3]["json.tags"]) == ["a", 3]
+    room1 = [r for r in mqtt if r["topic"] == "sensors/room1/t"]
+    assert room1[2]["json.temp"] == 20.5 and room1[2]["json.ok"] is True
+    blob = [r for r in mqtt if r["topic"] == "raw/blob"]
+    assert blob[1]["payload"] == bytes([1, 0xFF, 0x00, 0xC3]) + b"\x80binary"
+
+
+# mlcroissant's own use of rdflib and pandas 3.1 warns; our code is not involved.
+@pytest.mark.filterwarnings("ignore:ConjunctiveGraph is deprecated:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:The inplace keyword")
+def test_pandas_and_mlcroissant_read_every_record_set(dataset: Path) -> None:
+    import mlcroissant
+    import pandas
+
+    frame = pandas.read_parquet(dataset / "data" / "mqtt")
+    assert len(frame) == sum(1 for r in _rows(dataset) if r["source"] == "mqtt")
+    croissant = json.loads((dataset / "croissant.json").read_text())
+    assert croissant["license"] == "CC0-1.0" and croissant["creator"]["name"] == "Test Lab"
+    assert len(croissant["prov:wasDerivedFrom"]) == 15
+    loaded = mlcroissant.Dataset(jsonld=dataset / "croissant.json")
+    counts = {}
+    for record_set in loaded.metadata.record_sets:
+        records = list(loaded.records(record_set=record_set.uuid))
+        counts[record_set.uuid] = len(records)
+        assert all(isinstance(r[f"{record_set.uuid}/payload"], bytes) for r in records)
+    assert counts == {"mqtt": 182, "serial-gps": 60, "serial-pm": 60}
+    card = (dataset / "README.md").read_text()
+    assert card.startswith("---\nlicense: cc0-1.0\n") and "config_name: serial-pm" in card
+
+
+def test_verify_passes_with_the_pinned_genesis_key_and_says_tofu_without(
+    run: Run, dataset: Path
+) -> None:
+    pinned = cli("dataset", "verify", str(dataset), "--gateway-key", run.genesis)
+    assert pinned.returncode == 0, pinned.stdout
+    assert "15 whole batches re-encoded" in pinned.stdout and "trust on first use" not in (
+        pinned.stderr
+    )
+    keys = json.loads((dataset / "provenance.json").read_text())["body"]["keys"]
+    assert [k["key"] for k in keys] == [run.genesis, run.rotated]
+    tofu = cli("dataset", "verify", str(dataset))
+    assert tofu.returncode == 0 and "trust on first use" in tofu.stderr
+    other = cli("dataset", "verify", str(dataset), "--gateway-key", run.rotated)
+    assert other.returncode == 1 and "is not the --gateway-key" in other.stdout
+
+
+def test_refuses_a_non_empty_out_directory_in_one_line(run: Run, dataset: Path) -> None:
+    again = cli("dataset", "export", "--config", str(run.config), "--out", str(dataset))
+    assert again.returncode == 2
+    assert again.stderr.count("\n") == 1 and "exists and is not empty" in again.stderr
+
+
+def test_a_source_and_time_cut_leaves_partial_batches_that_still_verify(run: Run) -> None:
+    out = run.base / "cut"
+    rows = _rows_of_run(run)
+    middle = rows[len(rows) // 2]["received_at"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    done = cli(
+        "dataset",
+        "export",
+        "--config",
+        str(run.config),
+        "--out",
+        str(out),
+        "--sources",
+        "mqtt,serial:gps",
+        "--from",
+        middle,
+    )
+    assert done.returncode == 0, done.stderr
+    body = json.loads((out / "provenance.json").read_text())["body"]
+    assert not any(b["complete"] for b in body["batches"]), "every batch holds serial:pm too"
+    assert not (out / "data" / "serial-pm").exists()
+    checked = cli("dataset", "verify", str(out), "--gateway-key", run.genesis)
+    assert checked.returncode == 0, checked.stdout
+    assert "0 whole batches" in checked.stdout
+
+
+def _rows_of_run(run: Run) -> list[dict[str, Any]]:
+    return _rows(run.base / "dataset")
+
+
+# -- tampering: each change is caught and named ---------------------------------------------
+
+
+@pytest.fixture
+def copy(dataset: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "copy"
+    shutil.copytree(dataset, target)
+    return target
+
+
+def _verify_fails(copy: Path, run: Run) -> str:
+    result = cli("dataset", "verify", str(copy), "--gateway-key", run.genesis)
+    assert result.returncode == 1, result.stdout
+    return result.stdout
+
+
+def _mqtt_file(copy: Path) -> Path:
+    return sorted((copy / "data" / "mqtt").rglob("*.parquet"))[1]
+
+
+def test_a_flipped_byte_in_a_parquet_file_is_named(copy: Path, run: Run) -> None:
+    path = _mqtt_file(copy)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    name = path.relative_to(copy).as_posix()
+    assert f"FAIL {name} rows 0-" in _verify_fails(copy, run)
+
+
+def test_a_deleted_row_is_named_even_with_croissant_fixed(copy: Path, run: Run) -> None:
+    from gateway.dataset.parquet import file_sha256
+
+    path = _mqtt_file(copy)
+    table = pq.read_table(path)
+    pq.write_table(_without(table, 4), path, compression="zstd")
+    croissant = json.loads((copy / "croissant.json").read_text())
+    name = path.relative_to(copy).as_posix()
+    for entry in croissant["distribution"]:
+        if entry.get("contentUrl") == name:
+            entry["sha256"] = file_sha256(path)
+    (copy / "croissant.json").write_text(json.dumps(croissant))
+    out = _verify_fails(copy, run)
+    assert f"FAIL {name} rows 0-" in out and "sha256 differs from provenance" in out
+    assert "is missing (deleted row?)" in out
+    # croissant.json now vouches for the rewritten file: only the signed provenance disagrees.
+    assert f"FAIL croissant.json: sha256 of {name} is not the signed one" in out
+
+
+def _without(table: Any, row: int) -> Any:
+    import pyarrow as pa
+
+    return pa.concat_tables([table.slice(0, row), table.slice(row + 1)])
+
+
+def test_swapped_files_are_both_named(copy: Path, run: Run) -> None:
+    first, second = sorted((copy / "data" / "mqtt").rglob("*.parquet"))[:2]
+    a, b = first.read_bytes(), second.read_bytes()
+    first.write_bytes(b)
+    second.write_bytes(a)
+    out = _verify_fails(copy, run)
+    for path in (first, second):
+        assert f"FAIL {path.relative_to(copy).as_posix()} rows" in out
+
+
+def test_a_forged_provenance_signature_is_caught(copy: Path, run: Run) -> None:
+    from nacl.signing import SigningKey
+
+    from gateway.dataset import provenance
+
+    document = json.loads((copy / "provenance.json").read_text())
+    body = document["body"]
+    body["unsealed_rows"] = 0  # the forger's claim
+    forged = provenance.sign(body, SigningKey.generate())
+    (copy / "provenance.json").write_text(json.dumps(forged))
+    out = _verify_fails(copy, run)
+    assert "FAIL provenance.json: signed by ed25519:" in out and "not a key of this gateway" in out
+    document["signature"]["sig"] = "00" * 64
+    (copy / "provenance.json").write_text(json.dumps(document))
+    assert "FAIL provenance.json: signature: does not verify" in _verify_fails(copy, run)
