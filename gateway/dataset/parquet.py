@@ -49,6 +49,11 @@ _FIXED = [
     pa.field("batch_cid", pa.string()),
 ]
 FIXED_NAMES = tuple(f.name for f in _FIXED)
+# Counters and clocks step by small amounts from row to row: delta encoding stores the steps
+# (bench_dataset fleet: wall_ns 6.6 -> 4.0 B/reading, seq and batch_index 2.6 -> ~0).
+_DELTA = dict.fromkeys(
+    ("received_at", "wall_ns", "mono_ns", "seq", "batch_seq", "batch_index"), "DELTA_BINARY_PACKED"
+)
 
 
 def slug(source: str) -> str:
@@ -158,7 +163,15 @@ class Writers:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Our own sink: its tell() counts every byte handed over, where stat() lags behind.
         sink = pa.OSFile(str(path), "wb")
-        writer = pq.ParquetWriter(sink, self.arrow[key[0]], compression="zstd")
+        schema = self.arrow[key[0]]
+        writer = pq.ParquetWriter(
+            sink,
+            schema,
+            compression="zstd",
+            compression_level=9,
+            use_dictionary=[n for n in schema.names if n not in _DELTA],
+            column_encoding=_DELTA,
+        )
         self._open[key] = handle = _Open(path, sink, writer)
         return handle
 
