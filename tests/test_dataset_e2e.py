@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import select
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +17,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import restore
+from tests.conftest import ROOT, restore
 from tests.dataset_support import Run, cli, make_run
 
 pytestmark = pytest.mark.slow
@@ -262,3 +266,40 @@ def test_a_forged_provenance_signature_is_caught(copy: Path, run: Run) -> None:
     document["signature"]["sig"] = "00" * 64
     (copy / "provenance.json").write_text(json.dumps(document))
     assert "FAIL provenance.json: signature: does not verify" in _verify_fails(copy, run)
+
+
+def test_a_terminal_on_stderr_gets_a_progress_line_and_a_pipe_does_not(run: Run) -> None:
+    master, slave = os.openpty()
+    argv = [
+        sys.executable,
+        "-m",
+        "gateway.cli",
+        "dataset",
+        "export",
+        "--config",
+        str(run.config),
+        "--out",
+        str(run.base / "tty"),
+    ]
+    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    seen = b""
+    try:
+        for _ in range(600):  # bounded: 600 reads of at most 0.5 s
+            if not select.select([master], [], [], 0.5)[0]:
+                if process.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the export closed its end
+                break
+            seen += chunk
+    finally:
+        os.close(master)
+        assert process.wait(timeout=120) == 0
+        assert process.stdout is not None
+        process.stdout.close()
+    assert b"\rexporting [" in seen and f"{run.readings}/{run.readings} 100%".encode() in seen
+    piped = cli("dataset", "export", "--config", str(run.config), "--out", str(run.base / "pipe"))
+    assert piped.returncode == 0 and "\r" not in piped.stderr

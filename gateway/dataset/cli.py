@@ -49,6 +49,7 @@ def add_parser(subparsers: Any) -> None:
     e.add_argument("--license", default="CC-BY-4.0", help="SPDX license id for the card")
     e.add_argument("--creator", help="creator named in croissant.json (default: gateway id)")
     e.add_argument("--name", help="dataset name (default: '<gateway id> sensor readings')")
+    e.add_argument("--url", help="where the dataset is published (croissant.json url)")
     v = sub.add_parser("verify", help="check a dataset directory against the signed ledger")
     v.add_argument("dir", help="dataset directory")
     v.add_argument("--gateway-key", help="the gateway's genesis public key (ed25519:...)")
@@ -97,6 +98,7 @@ def _export(args: argparse.Namespace) -> int:
         license=args.license,
         creator=args.creator,
         name=args.name,
+        url=args.url,
     )
     summary = export_dataset(config, options)
     print(

@@ -150,7 +150,7 @@ def croissant(
         }
         for s in schemas
     ]
-    return {
+    document: dict[str, Any] = {
         "@context": CONTEXT,
         "@type": "sc:Dataset",
         "name": meta["name"],
@@ -159,12 +159,15 @@ def croissant(
         "license": meta["license"],
         "creator": {"@type": "sc:Organization", "name": meta["creator"]},
         "datePublished": meta["date_published"],
-        "url": meta.get("url", "https://example.invalid/"),
+        "citeAs": f"{meta['name']}, {meta['creator']}, {meta['date_published'][:10]}",
         "version": "1.0.0",
         "prov:wasDerivedFrom": [{"@id": f"ipfs://{cid}"} for cid in batch_cids],
         "distribution": distribution,
         "recordSet": [_record_set(schema) for schema in schemas.values()],
     }
+    if meta.get("url"):
+        document["url"] = meta["url"]  # where the buyer finds the dataset, when it has a home
+    return document
 
 
 def dataset_card(

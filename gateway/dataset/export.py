@@ -49,6 +49,7 @@ class ExportOptions:
     license: str = "CC-BY-4.0"
     creator: str | None = None  # default: the gateway id
     name: str | None = None
+    url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +240,7 @@ def _write_metadata(
             "anyone check every row against the gateway's key."
         ),
         "date_published": body["created_at"],
+        "url": options.url or "",
     }
     cids = [b["cid"] for b in body["batches"]]
     _write_json(partial / "croissant.json", croissant(meta, schemas, files, cids))
