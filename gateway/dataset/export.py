@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from nacl.signing import SigningKey
+
 from gateway.config import Config
 from gateway.dataset import provenance
 from gateway.dataset.croissant import croissant, dataset_card
@@ -62,7 +64,13 @@ class ExportSummary:
     unsealed: int
 
 
-def _check_out(out: Path) -> Path:
+def _check_out(out: Path, state_dir: Path) -> Path:
+    if out.resolve().is_relative_to(state_dir.resolve()):
+        raise ConfigError(
+            "--out",
+            f"{out} is inside the state directory",
+            "readers never write there: pass a directory elsewhere",
+        )
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError("--out", f"{out} exists and is not empty", "pass a new directory")
     partial = out.with_name(out.name + ".partial")
@@ -179,6 +187,16 @@ def _body(
     }
 
 
+def _signing_key(ledger: Ledger, body: dict[str, Any]) -> SigningKey:
+    """The newest key of the chain: identity.key, or identity.next.key in the moment after a
+    batch certified it and before the daemon swapped the files (gateway.identity)."""
+    newest = body["keys"][-1]["key"]
+    for key in ledger.signing_keys:
+        if provenance.format_gateway_public(key.verify_key) == newest:
+            return key
+    raise KeyMaterialError("identity.key", f"no identity key file holds the newest key {newest}")
+
+
 def _write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
@@ -194,17 +212,14 @@ def _sync_tree(root: Path) -> None:
 
 def export_dataset(config: Config, options: ExportOptions) -> ExportSummary:
     ledger = read_ledger(config)
-    partial = _check_out(options.out)
+    partial = _check_out(options.out, config.state_dir)
     schemas, total, cap = _first_pass(config, ledger, options)
     writers = Writers(partial, schemas, options.max_file_size)
     included = _second_pass(config, ledger, options, writers, total, cap)
     files = writers.close()
     car = _write_headers_car(partial, ledger) if ledger.blocks else None
     body = _body(config, ledger, options, car, files, included)
-    signer = provenance.format_gateway_public(ledger.identity.verify_key)
-    if signer not in {k["key"] for k in body["keys"]}:
-        raise KeyMaterialError("identity.key", "the identity key is not in the ledger's key chain")
-    _write_json(partial / "provenance.json", provenance.sign(body, ledger.identity))
+    _write_json(partial / "provenance.json", provenance.sign(body, _signing_key(ledger, body)))
     _write_metadata(partial, config, options, schemas, files, body)
     _sync_tree(partial)
     partial.rename(options.out)

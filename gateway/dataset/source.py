@@ -31,7 +31,7 @@ class Ledger:
     headers: tuple[SignedHeader, ...]
     blocks: tuple[bytes, ...]
     genesis: VerifyKey
-    identity: SigningKey
+    signing_keys: tuple[SigningKey, ...]  # identity.key, then identity.next.key if pending
     recorded_head: tuple[int, str] | None
 
     def ref(self, seq: int) -> BatchRef:
@@ -50,9 +50,11 @@ def read_ledger(config: Config) -> Ledger:
     # Batches are numbered 0.. with no gap (verify checks it), so index == seq below.
     if [h.seq for h in headers] != list(range(len(headers))):
         raise StorageError(str(vault.path), "the batches are not numbered 0..n: run verify")
-    return Ledger(
-        headers, blocks, genesis_key(config.state_dir), load_identity(path), read_ledger_head(vault)
-    )
+    keys = [load_identity(path)]
+    if (config.state_dir / "identity.next.key").exists():
+        keys.append(load_identity(config.state_dir / "identity.next.key"))
+    genesis = genesis_key(config.state_dir)
+    return Ledger(headers, blocks, genesis, tuple(keys), read_ledger_head(vault))
 
 
 def items(config: Config, ledger: Ledger, owner_key: str | None, cap: int | None) -> Iterator[Item]:

@@ -26,7 +26,7 @@ from nacl.signing import VerifyKey
 from gateway.dataset import provenance
 from gateway.dataset.checks import Problem, Row, check_batch, check_order, check_segments
 from gateway.dataset.parquet import file_sha256
-from gateway.errors import GatewayError, IntegrityError, KeyMaterialError
+from gateway.errors import GatewayError, InputError, IntegrityError, KeyMaterialError
 from gateway.keys import parse_gateway_public
 from gateway.piece.car import decode_car
 from gateway.reading import Reading, ReceiveTime
@@ -112,11 +112,16 @@ def _headers(
 ) -> dict[int, SignedHeader]:
     car = body.get("headers_car") or {}
     path = root / "headers.car"
-    if file_sha256(path) != car.get("sha256"):
-        report.problems.append(Problem("headers.car", "sha256 differs from provenance.json"))
+    try:
+        if file_sha256(path) != car.get("sha256"):
+            report.problems.append(Problem("headers.car", "sha256 differs from provenance.json"))
+        blocks = decode_car(path.read_bytes()).blocks
+    except (OSError, InputError) as exc:
+        report.problems.append(Problem("headers.car", f"unreadable: {exc}"))
+        return {}
     headers: list[SignedHeader] = []
     unreadable: list[IntegrityError] = []
-    for block in decode_car(path.read_bytes()).blocks:
+    for block in blocks:
         try:
             headers.append(SignedHeader.from_block(block.data))
         except IntegrityError as exc:
@@ -231,6 +236,8 @@ def _batches(
 
 
 def verify_dataset(root: Path, gateway_key: str | None = None) -> DatasetReport:
+    """Every check in the module docstring; raises ``GatewayError`` only when nothing can be
+    checked (no provenance document, no usable key, a body that is not the v1 layout)."""
     report = DatasetReport()
     if not (root / "provenance.json").is_file():
         raise GatewayError(f"{root}: no provenance.json: not a dataset directory")
@@ -239,16 +246,41 @@ def verify_dataset(root: Path, gateway_key: str | None = None) -> DatasetReport:
         anchor = _anchor(body, gateway_key, report)
     except (KeyMaterialError, KeyError, IndexError, TypeError) as exc:
         raise GatewayError(f"no usable gateway key: {exc}") from None
-    headers = _headers(root, body, anchor, report)
-    chain = {k["key"] for k in provenance.key_chain(headers.values(), anchor)}
-    if signer is not None and provenance.format_gateway_public(signer) not in chain:
+    try:
+        _check_all(root, body, anchor, signer, report)
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise GatewayError(f"{root / 'provenance.json'}: malformed body: {exc!r}") from None
+    return report
+
+
+def _signer(
+    headers: Mapping[int, SignedHeader],
+    anchor: VerifyKey,
+    signer: VerifyKey | None,
+    report: DatasetReport,
+) -> None:
+    """The provenance must be signed by the newest key of the chain the headers certify."""
+    newest = provenance.key_chain(headers.values(), anchor)[-1]["key"]
+    if signer is not None and provenance.format_gateway_public(signer) != newest:
         report.problems.append(
             Problem(
                 "provenance.json",
-                f"signed by {provenance.format_gateway_public(signer)}, "
-                "which is not a key of this gateway's chain",
+                f"signed by "
+                f"{provenance.format_gateway_public(signer)}, not by "
+                f"this gateway's newest key {newest}",
             )
         )
+
+
+def _check_all(
+    root: Path,
+    body: Mapping[str, Any],
+    anchor: VerifyKey,
+    signer: VerifyKey | None,
+    report: DatasetReport,
+) -> None:
+    headers = _headers(root, body, anchor, report)
+    _signer(headers, anchor, signer, report)
     _croissant(root, body, report)
     _extra_files(root, body, report)
     rows: list[Row] = []
@@ -261,4 +293,3 @@ def verify_dataset(root: Path, gateway_key: str | None = None) -> DatasetReport:
         report.files += 1
     report.rows = len(rows)
     _batches(body, headers, rows, report)
-    return report
