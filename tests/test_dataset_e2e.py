@@ -58,6 +58,11 @@ def _rows(dataset: Path) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["seq"])
 
 
+def _body(dataset: Path) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads((dataset / "provenance.json").read_text())["body"]
+    return body
+
+
 def _payload(line: dict[str, Any]) -> bytes:
     value = line["payload"]
     return value.encode() if isinstance(value, str) else base64.b64decode(value["b64"])
@@ -124,7 +129,10 @@ def test_pandas_and_mlcroissant_read_every_record_set(dataset: Path) -> None:
     assert len(frame) == sum(1 for r in _rows(dataset) if r["source"] == "mqtt")
     croissant = json.loads((dataset / "croissant.json").read_text())
     assert croissant["license"] == "CC0-1.0" and croissant["creator"]["name"] == "Test Lab"
-    assert len(croissant["prov:wasDerivedFrom"]) == 15
+    batches = _body(dataset)["batches"]
+    assert [d["@id"] for d in croissant["prov:wasDerivedFrom"]] == [
+        f"ipfs://{b['cid']}" for b in batches
+    ]
     loaded = mlcroissant.Dataset(jsonld=dataset / "croissant.json")
     counts = {}
     for record_set in loaded.metadata.record_sets:
@@ -141,8 +149,9 @@ def test_verify_passes_with_the_pinned_genesis_key_and_says_tofu_without(
 ) -> None:
     pinned = cli("dataset", "verify", str(dataset), "--gateway-key", run.genesis)
     assert pinned.returncode == 0, pinned.stdout
-    assert "15 whole batches re-encoded" in pinned.stdout and "trust on first use" not in (
-        pinned.stderr
+    assert (
+        f"{len(_body(dataset)['batches'])} whole batches re-encoded" in pinned.stdout
+        and "trust on first use" not in (pinned.stderr)
     )
     keys = json.loads((dataset / "provenance.json").read_text())["body"]["keys"]
     assert [k["key"] for k in keys] == [run.genesis, run.rotated]
@@ -363,3 +372,31 @@ def test_an_edited_payload_is_caught_by_the_signed_plaintext_hash(copy: Path, ru
     assert (
         "rows do not re-encode to the signed plaintext hash" in out and f"FAIL {name} rows" in out
     )
+
+
+def test_the_second_pass_reads_again_when_the_first_does_not_fit_in_memory(
+    run: Run, dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.config import load_config
+    from gateway.dataset import export
+
+    monkeypatch.setattr(export, "CACHE_BYTES", 0)
+    options = export.ExportOptions(out=run.base / "reread", max_file_size=16 * 1024)
+    summary = export.export_dataset(load_config(run.config), options)
+    assert summary.rows == run.readings
+    assert _rows(run.base / "reread") == _rows(dataset)
+
+
+def test_an_edited_typed_column_is_named_against_its_payload(copy: Path, run: Run) -> None:
+    import pyarrow as pa
+
+    path = _mqtt_file(copy)
+    table = pq.read_table(path)
+    temps = table.column("json.temp").to_pylist()
+    row = next(i for i, t in enumerate(temps) if t is not None)
+    temps[row] += 10.0
+    column = table.schema.get_field_index("json.temp")
+    field = table.schema.field(column)
+    name = _rewrite(copy, path, table.set_column(column, field, pa.array(temps, pa.float64())))
+    out = _verify_fails(copy, run)
+    assert f"FAIL {name} row {row}: column json.temp holds {temps[row]!r}" in out

@@ -1,9 +1,10 @@
 """``depin-gateway dataset export``: the readings of a state directory as a verifiable dataset.
 
 Two passes over the readings (restore's read-only readers): the first infers each source's
-columns and fixes the last spool sequence number, the second writes the Parquet files, so a
-daemon appending meanwhile changes nothing (later readings are left out). Everything is written
-into ``OUT.partial``, synced, then renamed to ``OUT``.
+columns and fixes the last spool sequence number, the second writes the Parquet files, from the
+readings the first pass kept in memory (up to ``CACHE_BYTES``) or else by reading them again up
+to that sequence number, so a daemon appending meanwhile changes nothing (later readings are
+left out). Everything is written into ``OUT.partial``, synced, then renamed to ``OUT``.
 
 Layout of ``OUT``::
 
@@ -92,30 +93,51 @@ def _wanted(options: ExportOptions) -> Callable[[Item], bool]:
     return wanted
 
 
-def _first_pass(
-    config: Config, ledger: Ledger, options: ExportOptions
-) -> tuple[dict[str, SourceSchema], int, int]:
+@dataclass(frozen=True, slots=True)
+class _Pass:
+    """What the first pass learnt: the schemas, the row count, the newest spool seq, and the
+    wanted items themselves while they fit in ``CACHE_BYTES`` (else the second pass re-reads)."""
+
+    schemas: dict[str, SourceSchema]
+    count: int
+    cap: int
+    cached: list[Item] | None
+
+
+CACHE_BYTES = 256 * 1024 * 1024  # opening a batch twice costs as much as the rest of the export
+
+
+def _first_pass(config: Config, ledger: Ledger, options: ExportOptions) -> _Pass:
     builder = SchemaBuilder(rule.filter for rule in config.mqtt.topics)
     wanted, count, cap = _wanted(options), 0, -1
+    cached: list[Item] | None = []
+    held = 0
     for item in items(config, ledger, options.owner_key, None):
         cap = max(cap, item.reading.seq)
-        if wanted(item):
-            builder.add(item.reading)
-            count += 1
+        if not wanted(item):
+            continue
+        builder.add(item.reading)
+        count += 1
+        if cached is not None:
+            cached.append(item)
+            held += 200 + len(item.reading.payload) + len(item.reading.decoded or "")
+            cached = cached if held <= CACHE_BYTES else None
     if not count:
         raise GatewayError("nothing to export: no reading matches --from/--to/--sources")
-    return builder.build(), count, cap
+    return _Pass(builder.build(), count, cap, cached)
 
 
 def _second_pass(
-    config: Config, ledger: Ledger, options: ExportOptions, writers: Writers, total: int, cap: int
+    config: Config, ledger: Ledger, options: ExportOptions, writers: Writers, first: _Pass
 ) -> dict[int, int]:
     """Write the rows; returns the number of rows included from each batch."""
     included: dict[int, int] = {}
-    progress = Progress(total, "exporting")
+    progress = Progress(first.count, "exporting")
     wanted = _wanted(options)
-    for item in items(config, ledger, options.owner_key, cap):
-        if not wanted(item):
+    again = first.cached is None
+    source = items(config, ledger, options.owner_key, first.cap) if again else first.cached
+    for item in source or ():
+        if again and not wanted(item):
             continue
         writers.add(item)
         if item.batch is not None:
@@ -213,9 +235,10 @@ def _sync_tree(root: Path) -> None:
 def export_dataset(config: Config, options: ExportOptions) -> ExportSummary:
     ledger = read_ledger(config)
     partial = _check_out(options.out, config.state_dir)
-    schemas, total, cap = _first_pass(config, ledger, options)
+    first = _first_pass(config, ledger, options)
+    schemas, total = first.schemas, first.count
     writers = Writers(partial, schemas, options.max_file_size)
-    included = _second_pass(config, ledger, options, writers, total, cap)
+    included = _second_pass(config, ledger, options, writers, first)
     files = writers.close()
     car = _write_headers_car(partial, ledger) if ledger.blocks else None
     body = _body(config, ledger, options, car, files, included)

@@ -18,6 +18,7 @@ from gateway.dataset.rows import BatchRef, Item, flag_duplicates
 from gateway.errors import KeyMaterialError, StorageError
 from gateway.identity import genesis_key
 from gateway.keys import load_identity
+from gateway.piece.dagcbor import cid_for_dag_cbor
 from gateway.restore_local import _all
 from gateway.seal import SignedHeader, Vault
 
@@ -34,9 +35,10 @@ class Ledger:
     signing_keys: tuple[SigningKey, ...]  # identity.key, then identity.next.key if pending
     recorded_head: tuple[int, str] | None
 
+    cids: tuple[str, ...]  # of each header block, computed once (dag-cbor is not free)
+
     def ref(self, seq: int) -> BatchRef:
-        signed = self.headers[seq]
-        return BatchRef(seq, str(signed.cid()), signed.header.count)
+        return BatchRef(seq, self.cids[seq], self.headers[seq].header.count)
 
 
 def read_ledger(config: Config) -> Ledger:
@@ -54,7 +56,8 @@ def read_ledger(config: Config) -> Ledger:
     if (config.state_dir / "identity.next.key").exists():
         keys.append(load_identity(config.state_dir / "identity.next.key"))
     genesis = genesis_key(config.state_dir)
-    return Ledger(headers, blocks, genesis, tuple(keys), read_ledger_head(vault))
+    cids = tuple(str(cid_for_dag_cbor(block)) for block in blocks)
+    return Ledger(headers, blocks, genesis, tuple(keys), read_ledger_head(vault), cids)
 
 
 def items(config: Config, ledger: Ledger, owner_key: str | None, cap: int | None) -> Iterator[Item]:

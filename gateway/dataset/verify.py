@@ -25,7 +25,8 @@ from nacl.signing import VerifyKey
 
 from gateway.dataset import provenance
 from gateway.dataset.checks import Problem, Row, check_batch, check_order, check_segments
-from gateway.dataset.parquet import file_sha256
+from gateway.dataset.parquet import FIXED_NAMES, file_sha256
+from gateway.dataset.views import check_views
 from gateway.errors import GatewayError, InputError, IntegrityError, KeyMaterialError
 from gateway.keys import parse_gateway_public
 from gateway.piece.car import decode_car
@@ -33,22 +34,6 @@ from gateway.reading import Reading, ReceiveTime
 from gateway.seal import SignedHeader, verify_chain
 
 __all__ = ["DatasetReport", "verify_dataset"]
-
-_COLUMNS = [
-    "seq",
-    "source",
-    "topic",
-    "wall_ns",
-    "mono_ns",
-    "boot_id",
-    "clock_synced",
-    "payload",
-    "key",
-    "decoded",
-    "batch_seq",
-    "batch_index",
-    "batch_cid",
-]
 
 
 @dataclass
@@ -153,8 +138,18 @@ def _read_rows(root: Path, entry: Mapping[str, Any], report: DatasetReport) -> l
             )
         )
     try:
-        table = pq.read_table(path, columns=_COLUMNS).to_pydict()
-        return [_row(name, i, table) for i in range(len(table["seq"]))]
+        arrow = pq.read_table(path)
+        table = arrow.to_pydict()
+        rows = [_row(name, i, table) for i in range(len(table["seq"]))]
+        # A typed column without its kind could not be re-derived: treat it as unknown text,
+        # which any real value then contradicts.
+        kinds = {
+            f.name: (f.metadata or {}).get(b"kind", b"unknown").decode()
+            for f in arrow.schema
+            if f.name not in FIXED_NAMES
+        }
+        report.problems += check_views(name, rows, table, kinds)
+        return rows
     except (OSError, ValueError, KeyError, TypeError) as exc:  # pyarrow errors subclass these
         report.problems.append(
             Problem(name, f"unreadable Parquet: {exc}", (0, int(entry["rows"]) - 1))
