@@ -33,18 +33,20 @@ from gateway.piece.car import decode_car
 from gateway.reading import Reading, ReceiveTime
 from gateway.seal import SignedHeader, verify_chain
 
-__all__ = ["DatasetReport", "verify_dataset"]
+__all__ = ["_Findings", "verify_dataset"]
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class DatasetReport:
-    problems: list[Problem] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    files: int = 0
-    rows: int = 0
-    whole_batches: int = 0
-    cut_batches: int = 0
-    unsealed: int = 0
+    """What ``verify_dataset`` checked and found (``problems`` empty when all is well)."""
+
+    problems: tuple[Problem, ...]
+    notes: tuple[str, ...]
+    files: int
+    rows: int
+    whole_batches: int
+    cut_batches: int
+    unsealed: int
 
     @property
     def ok(self) -> bool:
@@ -60,7 +62,31 @@ class DatasetReport:
         )
 
 
-def _load(path: Path, report: DatasetReport) -> tuple[dict[str, Any], VerifyKey | None]:
+@dataclass
+class _Findings:
+    """The checks' running tally (frozen into a ``DatasetReport`` at the end)."""
+
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    files: int = 0
+    rows: int = 0
+    whole_batches: int = 0
+    cut_batches: int = 0
+    unsealed: int = 0
+
+    def freeze(self) -> DatasetReport:
+        return DatasetReport(
+            tuple(self.problems),
+            tuple(self.notes),
+            self.files,
+            self.rows,
+            self.whole_batches,
+            self.cut_batches,
+            self.unsealed,
+        )
+
+
+def _load(path: Path, report: _Findings) -> tuple[dict[str, Any], VerifyKey | None]:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -76,7 +102,7 @@ def _load(path: Path, report: DatasetReport) -> tuple[dict[str, Any], VerifyKey 
         return unsigned, None
 
 
-def _anchor(body: Mapping[str, Any], pinned: str | None, report: DatasetReport) -> VerifyKey:
+def _anchor(body: Mapping[str, Any], pinned: str | None, report: _Findings) -> VerifyKey:
     listed = str(body["keys"][0]["key"])
     if pinned is None:
         report.notes.append(
@@ -93,7 +119,7 @@ def _anchor(body: Mapping[str, Any], pinned: str | None, report: DatasetReport) 
 
 
 def _headers(
-    root: Path, body: Mapping[str, Any], anchor: VerifyKey, report: DatasetReport
+    root: Path, body: Mapping[str, Any], anchor: VerifyKey, report: _Findings
 ) -> dict[int, SignedHeader]:
     car = body.get("headers_car") or {}
     path = root / "headers.car"
@@ -121,7 +147,7 @@ def _headers(
     return {h.seq: h for h in headers}
 
 
-def _read_rows(root: Path, entry: Mapping[str, Any], report: DatasetReport) -> list[Row]:
+def _read_rows(root: Path, entry: Mapping[str, Any], report: _Findings) -> list[Row]:
     import pyarrow.parquet as pq
 
     name = str(entry["path"])
@@ -171,7 +197,7 @@ def _row(name: str, i: int, t: Mapping[str, list[Any]]) -> Row:
     return Row(name, i, reading, t["batch_seq"][i], t["batch_index"][i], t["batch_cid"][i])
 
 
-def _croissant(root: Path, body: Mapping[str, Any], report: DatasetReport) -> None:
+def _croissant(root: Path, body: Mapping[str, Any], report: _Findings) -> None:
     try:
         document = json.loads((root / "croissant.json").read_text(encoding="utf-8"))
         listed = {
@@ -189,7 +215,7 @@ def _croissant(root: Path, body: Mapping[str, Any], report: DatasetReport) -> No
             )
 
 
-def _extra_files(root: Path, body: Mapping[str, Any], report: DatasetReport) -> None:
+def _extra_files(root: Path, body: Mapping[str, Any], report: _Findings) -> None:
     signed = {e["path"] for e in body["files"]}
     for path in sorted((root / "data").rglob("*.parquet")):
         name = path.relative_to(root).as_posix()
@@ -201,7 +227,7 @@ def _batches(
     body: Mapping[str, Any],
     headers: Mapping[int, SignedHeader],
     rows: list[Row],
-    report: DatasetReport,
+    report: _Findings,
 ) -> None:
     by_batch: dict[int, list[Row]] = {}
     for r in rows:
@@ -233,7 +259,7 @@ def _batches(
 def verify_dataset(root: Path, gateway_key: str | None = None) -> DatasetReport:
     """Every check in the module docstring; raises ``GatewayError`` only when nothing can be
     checked (no provenance document, no usable key, a body that is not the v1 layout)."""
-    report = DatasetReport()
+    report = _Findings()
     if not (root / "provenance.json").is_file():
         raise GatewayError(f"{root}: no provenance.json: not a dataset directory")
     body, signer = _load(root / "provenance.json", report)
@@ -245,14 +271,14 @@ def verify_dataset(root: Path, gateway_key: str | None = None) -> DatasetReport:
         _check_all(root, body, anchor, signer, report)
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise GatewayError(f"{root / 'provenance.json'}: malformed body: {exc!r}") from None
-    return report
+    return report.freeze()
 
 
 def _signer(
     headers: Mapping[int, SignedHeader],
     anchor: VerifyKey,
     signer: VerifyKey | None,
-    report: DatasetReport,
+    report: _Findings,
 ) -> None:
     """The provenance must be signed by the newest key of the chain the headers certify."""
     newest = provenance.key_chain(headers.values(), anchor)[-1]["key"]
@@ -272,7 +298,7 @@ def _check_all(
     body: Mapping[str, Any],
     anchor: VerifyKey,
     signer: VerifyKey | None,
-    report: DatasetReport,
+    report: _Findings,
 ) -> None:
     headers = _headers(root, body, anchor, report)
     _signer(headers, anchor, signer, report)
