@@ -400,3 +400,20 @@ def test_an_edited_typed_column_is_named_against_its_payload(copy: Path, run: Ru
     name = _rewrite(copy, path, table.set_column(column, field, pa.array(temps, pa.float64())))
     out = _verify_fails(copy, run)
     assert f"FAIL {name} row {row}: column json.temp holds {temps[row]!r}" in out
+
+
+def test_an_empty_selection_fails_in_one_line_and_leaves_no_partial_directory(run: Run) -> None:
+    out = run.base / "empty"
+    done = cli(
+        "dataset", "export", "--config", str(run.config), "--out", str(out), "--from", "2999-01-01"
+    )
+    assert done.returncode == 1 and done.stderr.count("\n") == 1
+    assert "nothing to export" in done.stderr
+    assert not out.exists() and not (run.base / "empty.partial").exists()
+    bad = cli("dataset", "export", "--config", str(run.config), "--out", str(out), "--to", "soon")
+    assert bad.returncode == 2 and "is not a time" in bad.stderr
+
+
+def test_verify_rejects_a_malformed_gateway_key_as_a_usage_error(dataset: Path) -> None:
+    done = cli("dataset", "verify", str(dataset), "--gateway-key", "ed25519:abc")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "--gateway-key" in done.stderr

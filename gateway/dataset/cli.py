@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, GatewayError
 
 __all__ = ["add_parser", "main", "parse_time"]
 
@@ -67,7 +67,13 @@ def main(args: argparse.Namespace) -> int:
     if args.dataset_command == "export":
         return _export(args)
     from gateway.dataset.verify import verify_dataset
+    from gateway.keys import parse_gateway_public
 
+    if args.gateway_key:
+        try:
+            parse_gateway_public(args.gateway_key)
+        except GatewayError as exc:
+            raise ConfigError("--gateway-key", str(exc), "pass ed25519:<64 hex digits>") from None
     report = verify_dataset(Path(args.dir), args.gateway_key)
     for line in report.notes:
         print(line, file=sys.stderr)

@@ -112,7 +112,10 @@ def _first_pass(config: Config, ledger: Ledger, options: ExportOptions) -> _Pass
     wanted, count, cap = _wanted(options), 0, -1
     cached: list[Item] | None = []
     held = 0
+    # The sealed count is known up front; spool readings may push the line past 100 %.
+    progress = Progress(sum(h.header.count for h in ledger.headers), "reading  ")
     for item in items(config, ledger, options.owner_key, None):
+        progress.step()
         cap = max(cap, item.reading.seq)
         if not wanted(item):
             continue
@@ -122,6 +125,7 @@ def _first_pass(config: Config, ledger: Ledger, options: ExportOptions) -> _Pass
             cached.append(item)
             held += 200 + len(item.reading.payload) + len(item.reading.decoded or "")
             cached = cached if held <= CACHE_BYTES else None
+    progress.finish()
     if not count:
         raise GatewayError("nothing to export: no reading matches --from/--to/--sources")
     return _Pass(builder.build(), count, cap, cached)
@@ -235,26 +239,36 @@ def _sync_tree(root: Path) -> None:
 def export_dataset(config: Config, options: ExportOptions) -> ExportSummary:
     ledger = read_ledger(config)
     partial = _check_out(options.out, config.state_dir)
+    try:
+        body, files = _export_into(partial, config, ledger, options)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)  # ours, half written: never a dataset
+        raise
+    _sync_tree(partial)
+    partial.rename(options.out)
+    partial_batches = sum(1 for b in body["batches"] if not b["complete"])
+    return ExportSummary(
+        options.out,
+        sum(f["rows"] for f in body["files"]),
+        files,
+        len(body["batches"]),
+        partial_batches,
+        body["unsealed_rows"],
+    )
+
+
+def _export_into(
+    partial: Path, config: Config, ledger: Ledger, options: ExportOptions
+) -> tuple[dict[str, Any], int]:
     first = _first_pass(config, ledger, options)
-    schemas, total = first.schemas, first.count
-    writers = Writers(partial, schemas, options.max_file_size)
+    writers = Writers(partial, first.schemas, options.max_file_size)
     included = _second_pass(config, ledger, options, writers, first)
     files = writers.close()
     car = _write_headers_car(partial, ledger) if ledger.blocks else None
     body = _body(config, ledger, options, car, files, included)
     _write_json(partial / "provenance.json", provenance.sign(body, _signing_key(ledger, body)))
-    _write_metadata(partial, config, options, schemas, files, body)
-    _sync_tree(partial)
-    partial.rename(options.out)
-    unsealed = body["unsealed_rows"]
-    return ExportSummary(
-        options.out,
-        total,
-        len(files),
-        len(included),
-        sum(1 for b in body["batches"] if not b["complete"]),
-        unsealed,
-    )
+    _write_metadata(partial, config, options, first.schemas, files, body)
+    return body, len(files)
 
 
 def _write_metadata(

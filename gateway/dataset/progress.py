@@ -22,7 +22,7 @@ class Progress:
         # Redraw at most ten times a second: a terminal is slow next to Parquet encoding.
         if self.enabled and (now - self._last >= 0.1 or self.done >= self.total):
             self._last = now
-            share = min(self.done / self.total, 1.0)
+            share = min(self.done / self.total, 1.0)  # the first pass cannot count the spool
             bar = "#" * int(share * 30)
             self.stream.write(f"\r{self.what} [{bar:<30}] {self.done}/{self.total} {share:4.0%}")
             self.stream.flush()
