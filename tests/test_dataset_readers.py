@@ -80,3 +80,23 @@ def test_dataset_export_beside_a_live_daemon_never_writes_into_the_state_dir(
     assert str(out) in trace.read_text(), "the trace covers the export's own writes"
     checked = cli("dataset", "verify", str(out))
     assert checked.returncode == 0, checked.stdout
+
+
+def test_an_export_of_a_spool_with_no_sealed_batch_yet_verifies_as_unsealed(
+    tmp_path: Path, broker: Broker, gateway_process: Callable[[Path], GatewayProcess]
+) -> None:
+    config = write_config(tmp_path, broker.port, extra='[batch]\nmax_age = "1h"\n')
+    gw = gateway_process(config)
+    gw.start()
+    publisher = Publisher(broker.port)
+    publisher.publish_all([("sensors/t", json.dumps({"id": i})) for i in range(5)])
+    publisher.close()
+    gw.wait_for(lambda s: s["readings_total"] == 5)
+    gw.kill9()  # nothing sealed: a graceful stop would seal the rest
+    out = tmp_path / "ds"
+    done = cli("dataset", "export", "--config", str(config), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "0 sealed batches" in done.stdout and "5 unsealed" in done.stdout
+    checked = cli("dataset", "verify", str(out))
+    assert checked.returncode == 0, checked.stdout
+    assert "5 unsealed rows" in checked.stdout

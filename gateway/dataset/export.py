@@ -53,6 +53,7 @@ class ExportOptions:
     creator: str | None = None  # default: the gateway id
     name: str | None = None
     url: str | None = None
+    created_at: datetime | None = None  # default: now (injected by tests and reproducible builds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +169,7 @@ def _batches(ledger: Ledger, included: dict[int, int]) -> list[dict[str, Any]]:
         out.append(
             {
                 "seq": seq,
-                "cid": str(ledger.headers[seq].cid()),
+                "cid": ledger.cids[seq],
                 "count": header.count,
                 "included": included[seq],
                 "complete": included[seq] == header.count,
@@ -195,14 +196,14 @@ def _body(
     return {
         "version": 1,
         "gateway_id": config.gateway.id,
-        "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_at": (options.created_at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "selection": {
             "from": iso(options.since_ns),
             "to": iso(options.until_ns),
             "sources": sorted(options.sources) if options.sources else None,
         },
         "ledger": {
-            "head": None if last is None else {"seq": last.seq, "cid": str(last.cid())},
+            "head": None if last is None else {"seq": last.seq, "cid": ledger.cids[-1]},
             "recorded_head": None if recorded is None else {"seq": recorded[0], "cid": recorded[1]},
         },
         "keys": provenance.key_chain(ledger.headers, ledger.genesis),
