@@ -99,8 +99,18 @@ def check_segments(file: str, entry: Mapping[str, Any], rows: Sequence[Row]) -> 
     for seg in entry.get("segments", []):
         first, last = seg["rows"]
         part = rows[first : last + 1]
+        if not part:
+            problems.append(
+                Problem(file, "provenance names rows the file does not have", (first, last))
+            )
+            continue
         seqs = [r.reading.seq for r in part]
-        if any(r.batch_seq != seg["batch"] for r in part) or [seqs[0], seqs[-1]] != seg["seq"]:
+        cids = {r.batch_cid for r in part}
+        if (
+            any(r.batch_seq != seg["batch"] for r in part)
+            or [seqs[0], seqs[-1]] != seg["seq"]
+            or cids != {seg.get("batch_cid")}
+        ):
             problems.append(
                 Problem(
                     file,

@@ -209,7 +209,7 @@ def _body(
         "keys": provenance.key_chain(ledger.headers, ledger.genesis),
         "headers_car": car,
         "batches": _batches(ledger, included),
-        "files": [provenance.file_entry(f) for f in files],
+        "files": [provenance.file_entry(f, ledger.cids) for f in files],
         "unsealed_rows": sum(1 for f in files for b, _, _ in f.items if b is None),
     }
 

@@ -102,7 +102,11 @@ def key_chain(headers: Iterable[SignedHeader], genesis: VerifyKey) -> list[dict[
     return chain
 
 
-def file_entry(written: FileWritten) -> dict[str, Any]:
+def file_entry(written: FileWritten, cids: Sequence[str]) -> dict[str, Any]:
+    """A file's signed entry; each segment names its batch by number and header CID."""
+    runs = [s.to_json() for s in segments(written.items)]
+    for run in runs:
+        run["batch_cid"] = None if run["batch"] is None else cids[run["batch"]]
     return {
         "path": written.path,
         "source": written.source,
@@ -110,7 +114,7 @@ def file_entry(written: FileWritten) -> dict[str, Any]:
         "sha256": written.sha256,
         "size": written.size,
         "rows": len(written.items),
-        "segments": [s.to_json() for s in segments(written.items)],
+        "segments": runs,
     }
 
 
