@@ -107,3 +107,31 @@ def test_without_the_extra_export_says_how_to_get_it_in_one_line_and_exits_2() -
     assert result.stderr == (
         "depin-gateway: the dataset commands need pyarrow: pip install 'depin-gateway[dataset]'\n"
     )
+
+
+def _reading(payload: bytes, decoded: str | None = None) -> Any:
+    from gateway.reading import Reading, ReceiveTime
+
+    return Reading(1, "serial:x", "/dev/ttyX", ReceiveTime(1, 1, "b", True), payload, None, decoded)
+
+
+def test_typed_columns_never_take_a_fixed_column_name() -> None:
+    from gateway.dataset.parquet import FIXED_NAMES
+    from gateway.dataset.rows import value_leaves
+
+    cases = [
+        _reading(b"{}", '{"pm2_5": {"value": 4, "unit": "ug/m3"}}'),
+        _reading(b"x", '{"not": "a driver map"}'),
+        _reading(b"x", '"\\ud800 lone surrogate"'),
+        _reading(b"x", "\ud800"),
+        _reading(b'{"payload": 1, "decoded": 2}'),
+        _reading(b"7"),
+    ]
+    seen = [value_leaves(r) for r in cases]
+    assert seen[0] == ({"value.pm2_5": 4}, {"value.pm2_5": "ug/m3"})
+    assert seen[1] == ({"view.not": "a driver map"}, {})
+    assert seen[3] == ({}, {})
+    assert seen[4][0] == {"json.payload": 1, "json.decoded": 2}
+    assert seen[5][0] == {"json": 7}
+    for leaves, _ in seen:
+        assert not set(leaves) & set(FIXED_NAMES)

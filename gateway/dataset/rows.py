@@ -117,7 +117,10 @@ def value_leaves(reading: Reading) -> tuple[dict[str, Any], dict[str, str]]:
             leaves = {f"value.{k}": v for k, (v, _) in _escaped(values).items()}
             units = {f"value.{k}": u for k, (_, u) in _escaped(values).items() if u}
             return leaves, units
-        return flatten(parse_json(reading.decoded.encode("utf-8", "surrogatepass")), "decoded"), {}
+        view = parse_json(reading.decoded.encode("utf-8", "surrogatepass"))
+        # Not a driver's {name: {value, unit}} map: flattened under "view." (never "decoded",
+        # which is the fixed column holding the text itself).
+        return ({} if view is None else flatten(view, "view")), {}
     document = parse_json(reading.payload)
     if document is None:
         return {}, {}
