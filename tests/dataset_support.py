@@ -98,3 +98,24 @@ def _phase(
         total += 5
     gw.wait_for(lambda s: s["readings_total"] == total, timeout=60)
     return total
+
+
+def export_run(run: Run, out: Path) -> Path:
+    """``dataset export`` of the run with a 16 KiB cap (several files per source)."""
+    done = cli(
+        "dataset",
+        "export",
+        "--config",
+        str(run.config),
+        "--out",
+        str(out),
+        "--max-file-size",
+        "16KiB",
+        "--license",
+        "CC0-1.0",
+        "--creator",
+        "Test Lab",
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"{run.readings} readings" in done.stdout and "2 unsealed" in done.stdout
+    return out
