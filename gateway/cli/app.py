@@ -252,6 +252,9 @@ def _parser() -> argparse.ArgumentParser:
     from gateway.testing.devnet_cli import add_parser as add_devnet_parser
 
     add_devnet_parser(sub)
+    from gateway.dataset.cli import add_parser as add_dataset_parser
+
+    add_dataset_parser(sub)
     return parser
 
 
