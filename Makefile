@@ -5,20 +5,23 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
-APT_PACKAGES := mosquitto mosquitto-clients gcc make libssl-dev openssl python3-venv python3-dev
+APT_PACKAGES := mosquitto mosquitto-clients gcc make libssl-dev openssl strace util-linux python3-venv python3-dev
 
 .PHONY: all demo test check bench sysdeps venv install-broker-config install-systemd clean deb deb-tools install uninstall test-tools
 
 all: test
 
 # System packages: Mosquitto (real broker in tests and demo), gcc (firmware C tests, native commP),
-# libssl-dev (OpenSSL SHA-256 for the native commP helper).
+# libssl-dev (OpenSSL SHA-256 for the native commP helper), strace (fault injection in the crash
+# and readers-never-write tests), util-linux (unshare, prlimit, nsenter for the disk-full tests).
 sysdeps:
 	@missing=""; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto mosquitto-clients"; \
 	command -v gcc >/dev/null 2>&1 || missing="$$missing gcc make"; \
 	[ -f /usr/include/openssl/sha.h ] || missing="$$missing libssl-dev"; \
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
+	command -v strace >/dev/null 2>&1 || missing="$$missing strace"; \
+	command -v unshare >/dev/null 2>&1 || missing="$$missing util-linux"; \
 	$(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
