@@ -67,6 +67,9 @@ check: venv
 	$(BIN)/ruff format --check gateway drivers tests bench
 	$(BIN)/mypy
 
+# Tests run in three workers: most wait on real processes (brokers, nodes, anvil, strace), and
+# every test takes its own free ports and temp dirs. PYTEST_ARGS="-n 0" runs them in one process.
+PYTEST_ARGS ?= -n 3
 test: venv check test-tools $(NODE_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
