@@ -16,7 +16,7 @@ from gateway.chain import build
 from gateway.chain.abi import load_artifact
 from gateway.chain.prover import Prover
 from gateway.chain.tx import TxSender
-from gateway.chain.wallet import wallet_from_secret
+from gateway.keys.wallet import wallet_from_secret
 from gateway.errors import TransactionReverted
 from gateway.foc.eip712 import MetadataEntry, SchedulePieceRemovals
 from gateway.foc.extradata import (

@@ -17,7 +17,7 @@ from nacl.signing import SigningKey
 
 from gateway.chain.jsonrpc import RpcClient
 from gateway.chain.tx import TxSender
-from gateway.chain.wallet import load_wallet
+from gateway.keys.wallet import load_wallet
 from gateway.market.epoch import epoch_at
 from gateway.market.messages import Ask, DealAcceptance
 from gateway.node.testing import SigningClient, make_proposal

@@ -40,7 +40,7 @@ from gateway.chain.deploy import (
 from gateway.chain.jsonrpc import RpcClient
 from gateway.chain.prover import Prover
 from gateway.chain.tx import TxSender
-from gateway.chain.wallet import create_wallet
+from gateway.keys.wallet import create_wallet
 from gateway.errors import ChainError, GatewayError
 from gateway.keys import create_identity
 from gateway.testing.focnet import FIL, USDFC, FocChain, start_foc_chain

@@ -16,7 +16,7 @@ from gateway.chain.deploy import Deployment, ProvingConfig, deploy_foc, fund
 from gateway.chain.jsonrpc import RpcClient
 from gateway.chain.keccak import keccak256
 from gateway.chain.tx import TxSender
-from gateway.chain.wallet import Wallet, wallet_from_secret
+from gateway.keys.wallet import Wallet, wallet_from_secret
 
 __all__ = ["ANVIL_KEY_0", "FIL", "USDFC", "FocChain", "deposit_with_permit", "start_foc_chain"]
 
