@@ -16,7 +16,6 @@ from gateway.chain import build
 from gateway.chain.abi import load_artifact
 from gateway.chain.prover import Prover
 from gateway.chain.tx import TxSender
-from gateway.keys.wallet import wallet_from_secret
 from gateway.errors import TransactionReverted
 from gateway.foc.eip712 import MetadataEntry, SchedulePieceRemovals
 from gateway.foc.extradata import (
@@ -25,6 +24,7 @@ from gateway.foc.extradata import (
     encode_signature_only,
     schedule_removals_extra,
 )
+from gateway.keys.wallet import wallet_from_secret
 from gateway.piece.cid import piece_cid_v2
 from gateway.piece.commp import commp
 from gateway.testing.focnet import USDFC, FocChain, deposit_with_permit

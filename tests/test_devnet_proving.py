@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gateway.node.testing import SigningClient, make_proposal
 from nacl.signing import SigningKey
 
 from gateway.chain.jsonrpc import RpcClient
@@ -20,7 +21,6 @@ from gateway.chain.tx import TxSender
 from gateway.keys.wallet import load_wallet
 from gateway.market.epoch import epoch_at
 from gateway.market.messages import Ask, DealAcceptance
-from gateway.node.testing import SigningClient, make_proposal
 from gateway.piece.cid import piece_cid_v2
 from gateway.piece.commp import commp
 from gateway.testing.focnet import USDFC, deposit_with_permit

@@ -18,8 +18,8 @@ from typing import Any
 
 from gateway.chain.address import parse_address
 from gateway.chain.jsonrpc import RpcClient, parse_data, parse_quantity
-from gateway.keys.wallet import Wallet
 from gateway.errors import RpcError, TransactionReverted
+from gateway.keys.wallet import Wallet
 
 __all__ = ["Log", "Receipt", "TxSender", "revert_reason"]
 

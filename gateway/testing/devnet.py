@@ -40,9 +40,9 @@ from gateway.chain.deploy import (
 from gateway.chain.jsonrpc import RpcClient
 from gateway.chain.prover import Prover
 from gateway.chain.tx import TxSender
-from gateway.keys.wallet import create_wallet
 from gateway.errors import ChainError, GatewayError
 from gateway.keys import create_identity
+from gateway.keys.wallet import create_wallet
 from gateway.testing.focnet import FIL, USDFC, FocChain, start_foc_chain
 
 __all__ = ["Devnet", "DevnetInfo", "NodeProcess", "config_snippet"]
