@@ -137,6 +137,28 @@ def _storage_metrics(storage: dict[str, Any]) -> Iterator[GaugeMetricFamily | Co
                                 value=float(int(fil.get(name, 0))))  # fmt: skip
     yield GaugeMetricFamily("depin_fragments_proven", "Fragments proven on their node",
                             value=storage.get("fragments_proven", 0))  # fmt: skip
+    yield from _foc_metrics(storage.get("backends", {}).get("foc", {}))
+
+
+def _foc_metrics(foc: dict[str, Any]) -> Iterator[GaugeMetricFamily]:
+    """Per FOC provider: pieces, proven, failed, USDFC committed and spent (estimate)."""
+    if not foc.get("enabled"):
+        return
+    rows = foc.get("providers", [])
+    for key, help_text in (("pieces", "Live FOC pieces"), ("proven", "FOC pieces proven"),
+                           ("failed", "FOC pieces failed")):  # fmt: skip
+        family = GaugeMetricFamily(f"depin_foc_{key}", help_text, labels=["provider"])
+        for row in rows:
+            family.add_metric([str(row["provider_id"])], row.get(key, 0))
+        yield family
+    for key, name in (("usdfc_committed", "committed"), ("usdfc_spent_estimate", "spent")):
+        family = GaugeMetricFamily(f"depin_foc_usdfc_{name}", f"USDFC {name} (base units 1e-18)",
+                                   labels=["provider"])  # fmt: skip
+        for row in rows:
+            family.add_metric([str(row["provider_id"])], float(int(row.get(key, 0))))
+        yield family
+    yield GaugeMetricFamily("depin_foc_spending_stopped", "1 while FOC spending is stopped",
+                            value=int(foc.get("spending") == "stopped"))  # fmt: skip
 
 
 def prometheus_text(snapshot: StatusSnapshot) -> bytes:

@@ -15,6 +15,7 @@ from gateway.chain.tx import TxSender
 from gateway.foc.chainview import FocAddresses, FocChainView
 from gateway.foc.costs import USDFC
 from gateway.foc.curio import CurioClient
+from gateway.foc.driver import step
 from gateway.foc.engine import FocEngine, FocSettings
 from gateway.foc.registry import eligible, read_providers
 from gateway.foc.table import PieceState
@@ -99,7 +100,7 @@ def make_world(chain: FocChain, n: int = 3) -> World:
 
 def run_until(world: World, engine: FocEngine, done: Callable[[], bool], rounds: int = 200) -> None:
     for _ in range(rounds):
-        engine.step()
+        step(engine)
         if done():
             return
         world.prove()

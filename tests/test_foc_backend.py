@@ -13,6 +13,7 @@ import pytest
 
 from gateway.chain.journal import Journal
 from gateway.foc.costs import USDFC
+from gateway.foc.driver import step
 from gateway.foc.engine import FocEngine, FocSettings
 from gateway.foc.table import PieceState
 from gateway.testing.focnet import FocChain
@@ -224,7 +225,7 @@ def test_an_unclaimed_upload_is_uploaded_again_before_half_the_keep_window(
     now[0] += SETTINGS.keep_window / 2 + 1
     for s in world.providers:
         s.pieces.clear()  # the provider's GC ran
-    engine.step()  # stale parked uploads go back to uploading, nothing is committed
+    step(engine)  # stale parked uploads go back to uploading, nothing is committed
     assert {p.state for p in engine.pieces()} == {_P.UPLOADING}
     assert not engine.sets()
     run_until(world, engine, all_proven(engine, [key]))

@@ -121,6 +121,13 @@ class ChainSender:
             rec = self._sign(key, to, data, value)
         return self._follow(key, rec)
 
+    def follow(self, key: str) -> TxOutcome:
+        """A journaled transaction followed until final (``ChainError`` if there is none)."""
+        rec = self.journal.get(_PREFIX + key)
+        if rec is None:
+            raise ChainError(self.rpc.url, f"no transaction {key!r} in the journal")
+        return self._follow(key, rec)
+
     def reconcile(self) -> list[TxOutcome]:
         """Every unfinished record followed to its end (start-up: was it mined? dropped?)."""
         done = []

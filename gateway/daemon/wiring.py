@@ -109,10 +109,17 @@ class Gateway:
         self.fleet = self._make_fleet()
 
     def _make_storage(self) -> StorageService | None:
-        """The deal/proving client, when storage nodes or a fleet broker (asks) are configured."""
-        if self.batcher is None or not (self.config.storage.nodes or self.config.fleet.broker):
+        """The deal/proving client, when storage nodes, a fleet broker (asks) or [foc] are
+        configured; the FOC backend (``[storage] backends`` with "foc") is wired in here."""
+        wanted = self.config.storage.nodes or self.config.fleet.broker or self.config.foc
+        if self.batcher is None or not wanted:
             return None
         service = StorageService(self.config, self.batcher.vault, self.identity.key)
+        if self.config.foc is not None:
+            # Imported only here: a gateway without [foc] never loads the chain stack.
+            from gateway.foc.backend import FocBackend
+
+            service.backends.append(FocBackend(self.config, service.load_object))
         self.batcher.on_sealed.append(service.notify_sealed)
         return service
 

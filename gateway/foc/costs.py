@@ -9,7 +9,7 @@ its own addPieces call (batched calls cost less: the budget is an upper bound, n
 
 from __future__ import annotations
 
-__all__ = ["TIB", "USDFC", "piece_reservation", "set_reservation"]
+__all__ = ["TIB", "USDFC", "padded", "piece_reservation", "set_reservation"]
 
 USDFC = 10**18
 TIB = 1 << 40
@@ -20,7 +20,7 @@ ADD_CALL = 5 * USDFC // 10000
 ADD_PER_PIECE = 3 * USDFC // 10000
 
 
-def _padded(size: int) -> int:
+def padded(size: int) -> int:
     """The padded piece size (fr32 expansion, next power of two, at least 128 B)."""
     expanded = -(-size * 128 // 127)
     return max(128, 1 << (expanded - 1).bit_length())
@@ -28,7 +28,7 @@ def _padded(size: int) -> int:
 
 def piece_reservation(size: int, price_per_tib_month: int, horizon: float) -> int:
     months = horizon / MONTH
-    storage = -(-_padded(size) * price_per_tib_month // TIB)  # rounded up, never under
+    storage = -(-padded(size) * price_per_tib_month // TIB)  # rounded up, never under
     return int(storage * months) + 1 + ADD_CALL + ADD_PER_PIECE
 
 

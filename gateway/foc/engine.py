@@ -1,12 +1,12 @@
 """The FOC engine: plans, uploads and commits pieces, one step at a time, journal first.
 
-``step()`` moves every piece and data set at most one state along the tables of
-``gateway.foc.table`` (the commit steps are in ``gateway.foc.commit``, proofs and repair in
-``gateway.foc.watch``). Each new state is journaled (fsynced) *before* the request or read it
-enables, so a ``kill -9`` anywhere resumes from the journal: uploads are idempotent, a signed
-create-and-add or AddPieces is re-posted byte for byte (FWSS refuses a clientDataSetId or nonce
-it has seen, so nothing is made or paid twice), and before any re-post the chain is asked
-whether the effect already happened. Time and randomness are injected.
+``gateway.foc.driver.step`` moves every piece and data set at most one state along the tables
+of ``gateway.foc.table`` (uploads here, the commit steps in ``gateway.foc.commit``, proofs and
+repair in ``gateway.foc.watch``). Each new state is journaled (fsynced) *before* the request
+or read it enables, so a ``kill -9`` anywhere resumes from the journal: uploads are
+idempotent, a signed create-and-add or AddPieces is re-posted byte for byte (FWSS refuses a
+clientDataSetId or nonce it has seen, so nothing is made or paid twice), and before any
+re-post the chain is asked whether the effect already happened. Time and randomness are injected.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ class FocEngine:
         self.providers: dict[int, FocProvider] = {}
         self.blocked = ""  # why nothing new is planned ("" = not blocked)
         self.errors: dict[int, str] = {}  # provider id -> last error
+        self.head = 0  # the last block number the proof watcher saw
 
     # -- journal-backed state ------------------------------------------------------------
 
@@ -182,23 +183,7 @@ class FocEngine:
         """A parked upload past half the keep window: upload again before committing."""
         return self.clock() - piece.parked_at > self.settings.keep_window / 2
 
-    def step(self) -> None:
-        from gateway.foc.commit import commit_all
-        from gateway.foc.watch import watch_all
-
-        for piece in self.pieces():
-            try:
-                if piece.state in (_P.PLANNED, _P.UPLOADING):
-                    self.upload(piece)
-                elif piece.state is _P.PARKED and self.stale(piece):
-                    self.move(piece, _P.UPLOADING, "keep window: uploading again")
-            except GatewayError as exc:
-                self.errors[piece.provider_id] = str(exc)[:200]
-        commit_all(self)
-        watch_all(self)
-        self._refill()
-
-    def _refill(self) -> None:
+    def refill(self) -> None:
         """Objects short of live copies (a provider failed) get new ones while bytes exist."""
         wanted = {p.key: p for p in self.pieces()}
         for key, piece in wanted.items():

@@ -88,6 +88,7 @@ def watch_all(engine: FocEngine) -> None:
         head, period = engine.view.block_number(), engine.view.max_proving_period()
     except GatewayError:
         return
+    engine.head = head
     for set_id, pieces in committed.items():
         try:
             proofs = engine.view.proofs(set_id, min(p.added_epoch for p in pieces))
