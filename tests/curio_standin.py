@@ -75,6 +75,8 @@ class CurioStandIn:
         self.url = f"http://127.0.0.1:{port}"
 
     def stop(self) -> None:
+        if self._loop.is_closed():
+            return
         if self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)

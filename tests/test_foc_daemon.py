@@ -9,6 +9,8 @@ provider and every piece added once."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +26,7 @@ from gateway.piece.cid import piece_cid_v2
 from gateway.piece.commp import commp
 from gateway.testing.broker import Broker
 from gateway.testing.focnet import FIL, USDFC, FocChain
-from tests.conftest import GatewayProcess, Publisher, write_config
+from tests.conftest import ROOT, GatewayProcess, Publisher, write_config
 from tests.devnet_support import PDP, chain_fixture, mine, view
 from tests.foc_support import World, make_world
 
@@ -163,5 +165,29 @@ def test_readings_go_to_foc_are_proven_on_chain_and_survive_kill_9_without_dupli
             holder = next(s for s in world.providers if p.piece_cid in s.pieces)
             assert str(piece_cid_v2(commp(holder.pieces[p.piece_cid]))) == p.piece_cid
         assert gateway.stop() == 0
+        # Restore from any k: one provider is gone, the evicted fragments come from the others.
+        used_urls = {p.url for p in pieces if p.state is PieceState.PROVEN}
+        next(s for s in world.providers if s.url in used_urls).stop()
+        out = tmp_path / "restored.jsonl"
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "restore",
+                "--config",
+                str(config),
+                "--out",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=False,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        restored = [json.loads(line) for line in out.read_text().splitlines()]
+        assert len(restored) == len(sent)
     finally:
         world.stop()

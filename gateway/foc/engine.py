@@ -147,7 +147,9 @@ class FocEngine:
                 self.blocked = f"USDFC budget {self.settings.budget} would be exceeded"
                 continue
             self.blocked = ""
-            return self.save(FocPiece(key, cid, size, provider_id, reserved=cost))
+            return self.save(
+                FocPiece(key, cid, size, provider_id, reserved=cost, url=provider.service_url)
+            )
         if not candidates:
             self.blocked = "no eligible FOC provider left for this object"
         return None

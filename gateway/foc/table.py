@@ -158,6 +158,7 @@ class FocPiece:
     proven_epoch: int = 0
     uploads: int = 0
     reason: str = ""
+    url: str = ""  # the provider's service URL when planned (restore fetches /piece/{cid})
 
     def __post_init__(self) -> None:
         if not self.key or not self.piece_cid or self.provider_id <= 0 or self.size <= 0:
