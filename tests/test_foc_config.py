@@ -94,3 +94,29 @@ print(",".join(bad))
     result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+def test_the_devnet_config_snippet_is_a_valid_foc_config(tmp_path: Path) -> None:
+    """What `depin-gateway devnet` prints loads as is: [chain] with every address, [foc]."""
+    from types import SimpleNamespace
+
+    from gateway.testing.devnet import config_snippet
+
+    addr = "0x" + "12" * 20
+    deployment = SimpleNamespace(
+        fwss=addr, pdp_verifier=addr, filecoin_pay=addr, service_provider_registry=addr, usdfc=addr
+    )
+    chain = SimpleNamespace(deployment=deployment, chain_id=31415926)
+    text = config_snippet(
+        chain,
+        "http://127.0.0.1:8545",
+        ["http://127.0.0.1:9001"],  # type: ignore[arg-type]
+        ["http://127.0.0.1:9101", "http://127.0.0.1:9102"],
+    )
+    config = config_from_string(text)
+    assert config.chain is not None and config.chain.chain_id == 31415926
+    assert config.foc is not None and config.storage.backends == ("market", "foc")
+    assert [p.url for p in config.foc.providers] == [
+        "http://127.0.0.1:9101",
+        "http://127.0.0.1:9102",
+    ]
