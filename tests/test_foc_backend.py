@@ -196,6 +196,7 @@ def test_a_lying_provider_is_written_off_and_every_copy_lands_on_honest_ones(
         i for i, pr in engine.providers.items() if pr.service_url == liar.url
     )
     assert all(p.provider_id != liar_id for p in proven)
+    assert engine.score(engine.providers[liar_id]) < 1.0  # our reputation of it went down
     assert all(world.objects[k] for k in keys)  # local copies kept throughout
 
 

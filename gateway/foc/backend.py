@@ -138,11 +138,11 @@ class FocBackend:
         if time.monotonic() - self._refreshed < _REFRESH and self.engine.providers:
             return
         found = read_providers(self.rpc, view.a.service_provider_registry, view.a.fwss)
-        self.engine.set_providers(
-            eligible(
-                found, pins=foc.providers, max_price=foc.max_price_per_tib_month, usdfc=view.a.usdfc
-            )
+        cap, usdfc = foc.max_price_per_tib_month, view.a.usdfc
+        rows = eligible(
+            found, pins=foc.providers, max_price=cap, usdfc=usdfc, score=self.engine.score
         )
+        self.engine.set_providers(rows)
         self._refreshed = time.monotonic()
 
     def round(self) -> None:

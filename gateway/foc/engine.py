@@ -109,6 +109,19 @@ class FocEngine:
         sets = set_reservation(self.settings.horizon) * len(self._set_holders())
         return sets + sum(p.reserved for p in self.pieces() if p.live)
 
+    def score(self, provider: FocProvider) -> float:
+        """Our reputation of a provider: 1.0, less 0.25 per piece it failed for us (refused,
+        lied, lost); below 0 it is not used (``gateway.foc.registry.eligible``)."""
+        ours = ("no local copy", "no longer eligible")
+        failed = sum(
+            1
+            for p in self.pieces()
+            if p.provider_id == provider.provider_id
+            and p.state is _P.FAILED
+            and not any(o in p.reason for o in ours)
+        )
+        return 1.0 - 0.25 * failed
+
     def set_providers(self, providers: list[FocProvider]) -> None:
         """Eligible providers, best first (``gateway.foc.registry.eligible`` without reasons)."""
         self.providers = {p.provider_id: p for p in providers if not p.reason}
@@ -133,10 +146,10 @@ class FocEngine:
             planned.append(piece)
 
     def _plan_one(self, key: str, cid: str, size: int, used: set[int]) -> FocPiece | None:
-        failures = {p.provider_id for p in self.pieces() if p.state is _P.FAILED}
         sets = self._set_holders()
         candidates = [i for i in getattr(self, "_order", []) if i not in used]
-        candidates.sort(key=lambda i: (i in failures, i not in sets))
+        candidates = [i for i in candidates if self.score(self.providers[i]) >= 0]
+        candidates.sort(key=lambda i: (-self.score(self.providers[i]), i not in sets))
         for provider_id in candidates:
             provider = self.providers[provider_id]
             if not provider.min_piece_size <= size <= (provider.max_piece_size or size):
