@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gateway.node.testing import SigningClient, make_proposal
 from nacl.signing import SigningKey
 
 from gateway.chain.jsonrpc import RpcClient
@@ -24,6 +23,7 @@ from gateway.market.messages import Ask, DealAcceptance
 from gateway.piece.cid import piece_cid_v2
 from gateway.piece.commp import commp
 from gateway.testing.focnet import USDFC, deposit_with_permit
+from gateway.testing.node_client import SigningClient, make_proposal
 from tests.devnet_support import PDP, add_extra, add_pieces, create_extra, create_set
 
 FAST = ["--proving-period", "12", "--challenge-window", "4", "--challenge-finality", "2"]
