@@ -195,8 +195,15 @@ class CurioStandIn:
             _, ids = await asyncio.to_thread(self._add, set_id, cids, add)
         except GatewayError as exc:
             return web.Response(status=500, text=str(exc))
-        self.txs[receipt.tx_hash] = {"set": set_id, "ids": ids, "polls": self.pending_polls}
-        location = f"/pdp/data-sets/created/{receipt.tx_hash}"
+        # "replaced": the client waits on a hash that was never mined, as after replace-by-fee
+        key = "0x" + uuid.uuid4().hex * 2 if "replaced" in self.faults else receipt.tx_hash
+        self.txs[key] = {
+            "set": set_id,
+            "ids": ids,
+            "polls": self.pending_polls,
+            "confirmed": receipt.tx_hash,
+        }
+        location = f"/pdp/data-sets/created/{key}"
         return web.Response(status=201, headers={"Location": location})
 
     def _pending(self, tx: dict[str, Any]) -> bool:
@@ -220,6 +227,8 @@ class CurioStandIn:
         }
         if not pending:
             reply["dataSetId"] = tx["set"]
+            if "replaced" in self.faults:  # as after Curio's replace-by-fee
+                reply["confirmedTxHash"] = tx["confirmed"]
         return web.json_response(reply)
 
     async def add_pieces(self, request: web.Request) -> web.Response:
@@ -234,8 +243,14 @@ class CurioStandIn:
             tx_hash, ids = await asyncio.to_thread(self._add, set_id, cids, extra)
         except GatewayError as exc:
             return web.Response(status=500, text=str(exc))
-        self.txs[tx_hash] = {"set": set_id, "ids": ids, "polls": self.pending_polls}
-        location = f"/pdp/data-sets/{set_id}/pieces/added/{tx_hash}"
+        key = "0x" + uuid.uuid4().hex * 2 if "replaced" in self.faults else tx_hash
+        self.txs[key] = {
+            "set": set_id,
+            "ids": ids,
+            "polls": self.pending_polls,
+            "confirmed": tx_hash,
+        }
+        location = f"/pdp/data-sets/{set_id}/pieces/added/{key}"
         return web.Response(status=201, headers={"Location": location})
 
     async def added(self, request: web.Request) -> web.Response:
@@ -254,4 +269,6 @@ class CurioStandIn:
         }
         if not pending:
             reply["confirmedPieceIds"] = tx["ids"]
+            if "replaced" in self.faults:
+                reply["confirmedTxHash"] = tx["confirmed"]
         return web.json_response(reply)

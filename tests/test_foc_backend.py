@@ -99,6 +99,26 @@ def test_both_upload_flows_and_more_pieces_go_into_the_same_data_sets(
     assert sum(s.calls.get("add_pieces", 0) for s in world.providers) >= 1
 
 
+def test_a_replaced_provider_transaction_is_followed_by_its_confirmed_tx_hash(
+    world: World, tmp_path: Path
+) -> None:
+    """Curio's replace-by-fee: the status route answers confirmedTxHash, which the journal
+    keeps; the piece still lands once. (When the status is still pending but the chain shows
+    the effect, the chain wins and the data set goes live without waiting.)"""
+    for s in world.providers:
+        s.faults.add("replaced")
+    engine = world.engine(Journal(tmp_path / "foc.json"))
+    first, later = "frag/1/0", "frag/2/0"
+    engine.offer(first, *world.add_object(first))
+    run_until(world, engine, lambda: all(p.state is _P.ADDED for p in engine.pieces()))
+    engine.offer(later, *world.add_object(later))
+    run_until(world, engine, all_proven(engine, [first, later]))
+    mined = {h for s in world.providers for h in (t["confirmed"] for t in s.txs.values())}
+    assert all(d.tx_hash in mined for d in engine.sets().values())
+    assert all(p.tx_hash in mined for p in engine.pieces() if p.key == later)
+    _one_set_per_provider(world, engine)
+
+
 class Crash(Exception):
     pass
 

@@ -79,26 +79,42 @@ def _set_members(engine: FocEngine, data_set: DataSet) -> list[FocPiece]:
     return [p for p in engine.pieces() if p.journal_key in wanted]
 
 
+def _poll_created(engine: FocEngine, data_set: DataSet) -> bool:
+    """submitted: the provider's created/{tx}; True when it settled the data set's state."""
+    provider = engine.providers.get(data_set.provider_id)
+    if provider is None:
+        return False
+    try:
+        status = engine.curio(provider).created(data_set.tx_hash)
+    except GatewayError as exc:
+        engine.errors[data_set.provider_id] = str(exc)[:200]
+        return False  # the chain is asked below
+    if status.created and status.data_set_id:
+        # confirmedTxHash: the provider replaced its transaction (fee bump): keep the mined one
+        tx = status.confirmed_tx_hash or data_set.tx_hash
+        _set_live(engine, data_set.but(tx_hash=tx), status.data_set_id)
+        return True
+    if status.tx_status == "rejected":
+        engine.save_set(data_set.to(SetState.SIGNED, tx_hash=""))  # re-post the same bytes
+        return True
+    return False
+
+
 def _advance_set(engine: FocEngine, data_set: DataSet) -> None:
-    """signed: on chain already? else post; submitted: poll created/{tx} (and the chain)."""
+    """submitted: poll created/{tx}; then (and after any crash) ask the chain; signed: post."""
+    if data_set.state is SetState.SUBMITTED and _poll_created(engine, data_set):
+        return
     existing = engine.view.client_data_sets(engine.signer.address).get(data_set.client_data_set_id)
     if existing:
         _set_live(engine, data_set, existing)
         return
     provider = engine.providers.get(data_set.provider_id)
-    if provider is None:
-        return  # not eligible now; the signed bytes wait in the journal
+    if provider is None or data_set.state is not SetState.SIGNED:
+        return  # not eligible now (the signed bytes wait in the journal), or still pending
+    cids = [p.piece_cid for p in _set_members(engine, data_set)]
     client = engine.curio(provider)
-    if data_set.state is SetState.SIGNED:
-        cids = [p.piece_cid for p in _set_members(engine, data_set)]
-        tx = client.create_and_add(engine.view.a.fwss, cids, bytes.fromhex(data_set.extra_data))
-        engine.save_set(data_set.to(SetState.SUBMITTED, tx_hash=tx))
-        return
-    status = client.created(data_set.tx_hash)
-    if status.created and status.data_set_id:
-        _set_live(engine, data_set, status.data_set_id)
-    elif status.tx_status == "rejected":
-        engine.save_set(data_set.to(SetState.SIGNED, tx_hash=""))  # re-post the same bytes
+    tx = client.create_and_add(engine.view.a.fwss, cids, bytes.fromhex(data_set.extra_data))
+    engine.save_set(data_set.to(SetState.SUBMITTED, tx_hash=tx))
 
 
 def _set_live(engine: FocEngine, data_set: DataSet, set_id: int) -> None:
@@ -134,29 +150,44 @@ def _sign_add(engine: FocEngine, data_set: DataSet, parked: list[FocPiece]) -> N
         engine.move(piece, _P.SIGNED, nonce=nonce, extra_data=extra)
 
 
-def _advance_add(engine: FocEngine, data_set: DataSet, batch: list[FocPiece]) -> None:
-    if _mark_added(engine, data_set, batch):
-        return
-    if batch[0].nonce == 0:  # in the create-and-add call, yet not in the live set
-        for piece in engine.pieces():
-            if piece.journal_key in {p.journal_key for p in batch} and piece.state is _P.SIGNED:
-                engine.move(piece, _P.FAILED, "not in the data set it was created with")
-        return
+def _poll_added(engine: FocEngine, data_set: DataSet, batch: list[FocPiece]) -> None:
+    """submitted: pieces/added/{tx}; a confirmedTxHash replaces the hash we waited on."""
     provider = engine.providers.get(data_set.provider_id)
-    if provider is None:
+    tx = next((p.tx_hash for p in batch if p.state is _P.SUBMITTED), "")
+    if provider is None or not tx:
         return
-    client = engine.curio(provider)
-    if all(p.state is _P.SIGNED for p in batch):
-        extra = bytes.fromhex(batch[0].extra_data)
-        tx = client.add_pieces(data_set.data_set_id, [p.piece_cid for p in batch], extra)
+    try:
+        status = engine.curio(provider).added(data_set.data_set_id, tx)
+    except GatewayError as exc:
+        engine.errors[data_set.provider_id] = str(exc)[:200]
+        return
+    if status.added and status.confirmed_tx_hash and status.confirmed_tx_hash != tx:
         for piece in batch:
-            engine.move(piece, _P.SUBMITTED, tx_hash=tx)
-        return
-    tx = next(p.tx_hash for p in batch if p.state is _P.SUBMITTED)
-    status = client.added(data_set.data_set_id, tx)
-    if status.added:
-        _mark_added(engine, data_set, batch)
+            engine.save(piece.but(tx_hash=status.confirmed_tx_hash))
     elif status.tx_status == "rejected":
         for piece in batch:
             if piece.state is _P.SUBMITTED:
                 engine.move(piece, _P.SIGNED, "provider transaction rejected", tx_hash="")
+
+
+def _advance_add(engine: FocEngine, data_set: DataSet, batch: list[FocPiece]) -> None:
+    """submitted: poll; then (and after any crash) ask the chain; all signed: post."""
+    keys = {p.journal_key for p in batch}
+    _poll_added(engine, data_set, batch)
+    batch = [p for p in engine.pieces() if p.journal_key in keys]
+    if _mark_added(engine, data_set, batch):
+        return
+    if batch[0].nonce == 0:  # in the create-and-add call, yet not in the live set
+        for piece in batch:
+            if piece.state is _P.SIGNED:
+                engine.move(piece, _P.FAILED, "not in the data set it was created with")
+        return
+    provider = engine.providers.get(data_set.provider_id)
+    if provider is None or not all(p.state is _P.SIGNED for p in batch):
+        return
+    extra = bytes.fromhex(batch[0].extra_data)
+    tx = engine.curio(provider).add_pieces(
+        data_set.data_set_id, [p.piece_cid for p in batch], extra
+    )
+    for piece in batch:
+        engine.move(piece, _P.SUBMITTED, tx_hash=tx)

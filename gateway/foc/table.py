@@ -130,6 +130,9 @@ class DataSet:
             raise ValueError(f"data set {self.provider_id}: {self.state} -> {state}")
         return replace(self, state=state, **changes)
 
+    def but(self, **changes: Any) -> DataSet:
+        return replace(self, **changes)
+
     def record(self) -> dict[str, Any]:
         return asdict(self)
 
