@@ -61,6 +61,12 @@ def _providers(args: argparse.Namespace) -> int:
     if args.network or not (args.config or DEFAULT_CONFIG.exists()):
         network = get_network(args.network or "calibration")
         c = network.contracts
+        if not c.service_provider_registry:
+            raise ConfigError(
+                "--network",
+                f"{network.name} has no preset registry address",
+                "use --config with the [chain] lines `depin-gateway devnet` prints",
+            )
         rpc = RpcClient(args.rpc or network.rpc_url)
         rpc.check_chain_id(network.chain_id)
         registry, fwss, usdfc, pins, cap = c.service_provider_registry, c.fwss, c.usdfc, (), 2**255
@@ -74,7 +80,12 @@ def _providers(args: argparse.Namespace) -> int:
         registry, fwss, usdfc = a.service_provider_registry, a.fwss, a.usdfc
         pins = config.foc.providers if config.foc else ()
         cap = config.foc.max_price_per_tib_month if config.foc else 2**255
-    assert registry and fwss
+    if not registry or not fwss:
+        raise ConfigError(
+            "--network",
+            "this network has no preset registry/FWSS addresses",
+            "use --config with the [chain] lines `depin-gateway devnet` prints",
+        )
     rows = eligible(read_providers(rpc, registry, fwss), pins=pins, max_price=cap, usdfc=usdfc)
     if args.json:
         print(json.dumps([{n: getattr(p, n) for n in p.__slots__} for p in rows], indent=1))
