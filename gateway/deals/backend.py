@@ -10,6 +10,7 @@ fragments proven (DESIGN section 2, "local copy until proven").
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -25,6 +26,9 @@ class Backend(Protocol):
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
+
+    def thread(self) -> threading.Thread | None:
+        """The backend's worker thread, for the supervisor (None before ``start``)."""
 
     def offer(self, key: str, piece_cid: str, size: int) -> None:
         """Store this object (idempotent: an object already placed is left as it is)."""

@@ -112,6 +112,9 @@ class FocBackend:
     def start(self) -> None:
         self._thread = spawn(self._run, "foc")
 
+    def thread(self) -> SupervisedThread | None:
+        return self._thread
+
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
