@@ -61,6 +61,7 @@ def test_chain_and_foc_defaults_and_amounts_in_base_units() -> None:
         (FOC.replace('"3"', '"0"'), "foc.providers[0]", "ids start at 1"),
         (FOC + "keep_window = '1m'\n", "foc.keep_window", "out of range"),
         (FOC + "budgte = 1\n", "foc.budgte", "did you mean 'budget'"),
+        (FOC + "upload_flow = 'ftp'\n", "foc.upload_flow", "streaming"),
     ],
 )  # fmt: skip
 def test_chain_and_foc_errors_name_the_key_and_the_fix(text: str, key: str, hint: str) -> None:

@@ -52,6 +52,7 @@ _FOC_KEYS = (
     "poll_interval",
     "request_timeout",
     "repair_after",
+    "upload_flow",
 )
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _GWEI = 10**9
@@ -72,8 +73,11 @@ def chain_section(root: Table, state_dir: Path, base: Path) -> ChainConfig | Non
     t = root.table("chain", _CHAIN_KEYS)
     network = t.string("network", "calibration")
     if network not in NETWORK_NAMES:
-        raise ConfigError(t.key("network"), f"unknown network {network!r}",
-                          f"use one of {', '.join(NETWORK_NAMES)}")  # fmt: skip
+        raise ConfigError(
+            t.key("network"),
+            f"unknown network {network!r}",
+            f"use one of {', '.join(NETWORK_NAMES)}",
+        )
     rpc_url = t.optional_string("rpc_url")
     wallet = t.optional_string("wallet")
     chain_id = t.integer("chain_id", 0, 0, 2**53) if "chain_id" in t.data else None
@@ -103,8 +107,9 @@ def parse_usdfc(key: str, value: object) -> int:
     except InvalidOperation:
         raise ConfigError(key, f"{str(value)[:40]!r} is not a number", 'e.g. "2.5"') from None
     if not amount.is_finite() or amount < 0 or amount != amount.to_integral_value():
-        raise ConfigError(key, f"{value!r} is not a non-negative amount with <= 18 decimals",
-                          'e.g. "2.5"')  # fmt: skip
+        raise ConfigError(
+            key, f"{value!r} is not a non-negative amount with <= 18 decimals", 'e.g. "2.5"'
+        )
     if amount > _MAX_USDFC * _USDFC:
         raise ConfigError(key, f"{value!r} is out of range", f"use at most {_MAX_USDFC} USDFC")
     return int(amount)
@@ -133,8 +138,11 @@ def foc_section(root: Table) -> FocConfig | None:
     )
     copies = t.integer("copies", 2, 1, 16)
     if pins and len(pins) < copies:
-        raise ConfigError(t.key("copies"), f"{copies} copies but {len(pins)} pinned providers",
-                          "pin more providers or lower foc.copies")  # fmt: skip
+        raise ConfigError(
+            t.key("copies"),
+            f"{copies} copies but {len(pins)} pinned providers",
+            "pin more providers or lower foc.copies",
+        )
     return FocConfig(
         providers=pins,
         copies=copies,
@@ -149,4 +157,16 @@ def foc_section(root: Table) -> FocConfig | None:
         poll_interval=t.duration("poll_interval", "4s", minimum=0.05, maximum=600),
         request_timeout=t.duration("request_timeout", "30s", minimum=0.1, maximum=3600),
         repair_after=t.integer("repair_after", 2, 1, 100),
+        upload_flow=_flow(t),
     )
+
+
+def _flow(t: Table) -> str:
+    flow = t.string("upload_flow", "standard")
+    if flow not in ("standard", "streaming"):
+        raise ConfigError(
+            t.key("upload_flow"),
+            f"unknown flow {flow[:30]!r}",
+            '"standard" (POST /pdp/piece) or "streaming" (POST /pdp/piece/uploads)',
+        )
+    return flow

@@ -62,3 +62,4 @@ class FocConfig:
     poll_interval: float  # seconds between polls of a provider's transaction status
     request_timeout: float  # every HTTP request to a provider
     repair_after: int  # proving periods without a proof before a piece is re-placed
+    upload_flow: str = "standard"  # "standard" (POST /pdp/piece) or "streaming" (/uploads)

@@ -87,6 +87,7 @@ class FocBackend:
             foc.keep_window,
             foc.repair_after,
             foc.with_cdn,
+            foc.upload_flow == "streaming",
         )
         self.engine = FocEngine(
             Journal(foc_journal),
