@@ -21,6 +21,7 @@ is, and the attributes carry the data needed to act on it (a config key, a topic
         ├── RpcError           the node answered a JSON-RPC error object (code, message)
         ├── RpcProtocolError   the node answered something that is not a valid reply (reason)
         ├── UnfundedWallet     a balance is below what a step needs (address, asset, have, need)
+        ├── FeeAboveCap        the fee is above [chain] max_fee: nothing is sent (fee, cap)
         └── TransactionReverted a transaction or call was rejected by the contract (reason)
 
 Third-party exceptions are translated at the boundary with ``raise ... from exc`` so callers only
@@ -33,6 +34,7 @@ __all__ = [
     "ChainError",
     "ConfigError",
     "DiskFull",
+    "FeeAboveCap",
     "FrameError",
     "GatewayError",
     "InputError",
@@ -221,6 +223,19 @@ class UnfundedWallet(ChainError):
             rpc,
             f"wallet {address} has {have} of the {need} {asset} (smallest unit) that {step} needs;"
             f" fund it with {asset} first",
+        )
+
+
+class FeeAboveCap(ChainError):
+    """The base fee plus tip is above the configured cap: spending stops until it falls."""
+
+    def __init__(self, rpc: str, fee: int, cap: int) -> None:
+        self.fee = fee
+        self.cap = cap
+        super().__init__(
+            rpc,
+            f"fee {fee} attoFIL/gas is above the cap {cap} ([chain] max_fee):"
+            " no transaction is sent until the fee falls or the cap is raised",
         )
 
 

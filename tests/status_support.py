@@ -32,7 +32,7 @@ STORAGE = StorageStatus(
     batches_fully_redundant=2, batches_evicted=0, repairs=2,
     fil=FilStatus(spent=10, committed=10**19, budget=100, available=0), budget_state="ok",
     budget_blocked=None, placement_blocked=None, ledger_head="bafk...", ledger_head_batches=2,
-    ledger_head_last_seq=60, last_error=None,
+    ledger_head_last_seq=60, last_error=None, backends={},
 )  # fmt: skip
 
 

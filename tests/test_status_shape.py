@@ -99,6 +99,7 @@ STORAGE = {
     "ledger_head_batches": "int",
     "ledger_head_last_seq": OPT_INT,
     "last_error": OPT_STR,
+    "backends": {},  # per backend beside the market (e.g. "foc"): none configured here
 }
 SEAL_BACKOFF = {
     "failures": "int",

@@ -246,9 +246,11 @@ def _parser() -> argparse.ArgumentParser:
 
     _gateway_commands(add)
     _tool_commands(add)
+    from gateway.cli.foc import add_parser as add_foc_parser
     from gateway.cli.wallet import add_parser as add_wallet_parser
 
     add_wallet_parser(sub)
+    add_foc_parser(sub)
     from gateway.testing.devnet_cli import add_parser as add_devnet_parser
 
     add_devnet_parser(sub)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gateway.config.chain_sections import chain_section, foc_section
 from gateway.config.model import (
     BatchConfig,
     Config,
@@ -97,10 +98,28 @@ def _cross_checks(config: Config) -> None:
             "is larger than gateway.disk_budget, which it is part of",
             "lower it or raise the budget",
         )
+    _chain_checks(config)
     if not config.mqtt.enabled and not config.serial:
         raise ConfigError(
             "mqtt.enabled", "no source is configured", "enable [mqtt] or add a [[serial]] entry"
         )
+
+
+def _chain_checks(config: Config) -> None:
+    wants_foc = "foc" in config.storage.backends
+    if wants_foc and config.foc is None:
+        raise ConfigError("storage.backends", '"foc" needs a [foc] section', "add [foc]")
+    if config.foc is not None and not wants_foc:
+        raise ConfigError("foc", 'is set but storage.backends lacks "foc"',
+                          'backends = ["market", "foc"]')  # fmt: skip
+    if config.foc is not None and config.chain is None:
+        raise ConfigError("foc", "needs a [chain] section", 'add [chain] network = "calibration"')
+    if config.chain is not None and config.chain.network == "devnet":
+        missing = [n for n in ("fwss", "pdp_verifier", "filecoin_pay", "service_provider_registry",
+                               "usdfc") if getattr(config.chain.contracts, n) is None]  # fmt: skip
+        if missing:
+            raise ConfigError(f"chain.{missing[0]}", "the devnet has no preset addresses",
+                              "paste the [chain] lines `depin-gateway devnet` prints")  # fmt: skip
 
 
 _TOP = (
@@ -115,6 +134,8 @@ _TOP = (
     "status",
     "fleet",
     "node",
+    "chain",
+    "foc",
 )
 
 
@@ -136,6 +157,8 @@ def config_from_string(text: str, path: Path | None = None) -> Config:
         proving=proving_section(root),
         status=status_section(root),
         fleet=fleet_section(root),
+        chain=chain_section(root, gateway.state_dir, base),
+        foc=foc_section(root),
     )
     _cross_checks(config)
     return config

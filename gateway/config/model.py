@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.config.chainmodel import ChainConfig, FocConfig
+
 __all__ = [
     "PAYLOAD_FORMATS",
     "BatchConfig",
@@ -112,6 +114,7 @@ class StorageConfig:
     request_timeout: float = 10.0  # every request to a storage node
     object_replicas: int = 3  # copies of each dictionary object and ledger snapshot
     repair_after: int = 2  # consecutive failed proofs before a fragment is re-placed
+    backends: tuple[str, ...] = ("market",)  # where fragments go: "market", "foc"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +149,8 @@ class Config:
     proving: ProvingConfig
     status: StatusConfig
     fleet: FleetConfig = field(default_factory=lambda: FleetConfig(None, 60.0))
+    chain: ChainConfig | None = None  # [chain]; None: no chain code is loaded
+    foc: FocConfig | None = None  # [foc]; needs [chain] and storage.backends with "foc"
 
     @property
     def state_dir(self) -> Path:

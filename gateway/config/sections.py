@@ -188,7 +188,9 @@ _STORAGE_KEYS = (
     "request_timeout",
     "object_replicas",
     "repair_after",
+    "backends",
 )
+_BACKENDS = ("market", "foc")
 
 
 def storage_section(root: Table) -> StorageConfig:
@@ -210,7 +212,19 @@ def storage_section(root: Table) -> StorageConfig:
         request_timeout=t.duration("request_timeout", "10s", minimum=0.1, maximum=3600),
         object_replicas=t.integer("object_replicas", 3, 1, 16),
         repair_after=t.integer("repair_after", 2, 1, 100),
+        backends=_backends(t),
     )
+
+
+def _backends(t: Table) -> tuple[str, ...]:
+    backends = t.strings("backends", ("market",), max_items=len(_BACKENDS))
+    for index, name in enumerate(backends):
+        if name not in _BACKENDS:
+            raise ConfigError(f"{t.key('backends')}[{index}]", f"unknown backend {name!r}",
+                              f"use {' and/or '.join(map(repr, _BACKENDS))}")  # fmt: skip
+    if not backends or len(set(backends)) != len(backends):
+        raise ConfigError(t.key("backends"), "must name each backend once", '["market", "foc"]')
+    return backends
 
 
 def _rate(t: Table, name: str) -> int:

@@ -123,6 +123,7 @@ def storage_status(stats: Mapping[str, Any]) -> StorageStatus | None:
         ledger_head_batches=int(stats["ledger_head_batches"] or 0),
         ledger_head_last_seq=_optional_int(stats["ledger_head_last_seq"]),
         last_error=_optional_str(stats["last_error"]),
+        backends={str(name): dict(value) for name, value in stats.get("backends", {}).items()},
     )
 
 

@@ -123,10 +123,15 @@ class Gateway:
         self.fleet = self._make_fleet()
 
     def _make_storage(self) -> StorageService | None:
-        """The deal/proving client, when storage nodes or a fleet broker (asks) are configured."""
-        if self.batcher is None or not (self.config.storage.nodes or self.config.fleet.broker):
+        """The storage client, when nodes, a fleet broker (asks) or [foc] are configured."""
+        wanted = self.config.storage.nodes or self.config.fleet.broker or self.config.foc
+        if self.batcher is None or not wanted:
             return None
         service = StorageService(self.config, self.batcher.vault, self.identity.key)
+        if self.config.foc is not None:
+            from gateway.foc.backend import FocBackend  # only here: no [foc], no chain code
+
+            service.backends.append(FocBackend(self.config, service.load_object))
         self.batcher.on_sealed.append(service.notify_sealed)
         return service
 
@@ -197,6 +202,8 @@ class Gateway:
             self.supervisor.watch("seal-worker", process_probe(batcher.worker.poll))
         if (storage := self.storage) is not None:
             watch("storage", lambda: storage.thread)
+            for backend in storage.backends:
+                watch(backend.name, backend.thread)  # e.g. the FOC engine's thread
         if (mqtt := self.mqtt) is not None:
             watch("mqtt", lambda: mqtt.network_thread)
         for port in self.serial:

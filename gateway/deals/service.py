@@ -27,7 +27,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from nacl.signing import SigningKey, VerifyKey
 
 from gateway.config import Config
+from gateway.deals.backend import Backend, backends_hold, load_object, offer_batch
 from gateway.deals.book import Book, Need
 from gateway.deals.budget import deal_price_per_epoch
 from gateway.deals.client import NodeClient
@@ -75,8 +76,10 @@ class StorageService:
         *,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        backends: Sequence[Backend] = (),
     ) -> None:
         self.config = config
+        self.backends = list(backends)  # [storage] backends beside the market (gateway/foc)
         self.storage = config.storage
         self.vault = vault
         self.identity = identity
@@ -115,7 +118,15 @@ class StorageService:
             self.book.apply(event)
 
     def start(self) -> None:
+        for backend in self.backends:
+            backend.start()
+        for seq in sorted(set(self.book.batches) - self.book.evicted) if self.backends else ():
+            offer_batch(self.backends, self.book, self.local, seq)  # idempotent after a restart
         self._thread = spawn(self._run, "storage")
+
+    def load_object(self, key: str) -> bytes | None:
+        with self._lock:
+            return load_object(self.book, self.local, key)
 
     @property
     def thread(self) -> SupervisedThread | None:
@@ -128,6 +139,8 @@ class StorageService:
             self._thread.join(timeout)
         if self._subscriber is not None:
             self._subscriber.stop()
+        for backend in self.backends:
+            backend.stop()
         self.events.close()
 
     def wake(self) -> None:
@@ -321,6 +334,7 @@ class StorageService:
                     "header_cid": str(signed.cid()),
                 }
             )
+            offer_batch(self.backends, self.book, self.local, seq)
             if dictionary and f"dict/{dictionary}" not in self.book.objects:
                 data = self.vault.dictionary(seq, dictionary)
                 if data is not None:
@@ -429,13 +443,20 @@ class StorageService:
         if self.vault is None:
             return
         for seq in sorted(self.book.batches):
-            if seq in self.book.evicted or not self.book.evictable(seq):
+            if seq in self.book.evicted or not self._evictable(seq):
                 continue
             self.record({"t": "evicted", "seq": seq})  # checkpoint, then delete
             await asyncio.to_thread(self.vault.evict_fragments, seq)
             log.info("batch %d is durable on the network; local fragments evicted", seq)
             for piece in self.book.batches[seq].fragments:
                 self.local.unstage(piece)
+
+    def _evictable(self, seq: int) -> bool:
+        """Market rule (if the market is a backend) and every other backend's rule."""
+        market = "market" not in self.storage.backends or self.book.evictable(seq)
+        return (
+            market and seq not in self.book.evicted and backends_hold(self.backends, self.book, seq)
+        )
 
     # -- ledger snapshots -----------------------------------------------------------------------
 
@@ -610,6 +631,7 @@ class StorageService:
                 "ledger_head_batches": head.get("batches") if head else 0,
                 "ledger_head_last_seq": head.get("last_seq") if head else None,
                 "last_error": self.last_error or blocked,
+                "backends": {b.name: b.stats() for b in self.backends},
             }
 
 

@@ -231,7 +231,7 @@ Message = CreateDataSet | AddPieces | SchedulePieceRemovals | TerminateService
 
 
 class Signer(Protocol):
-    """What signs: the wallet (``gateway.chain.wallet.Wallet``) or, later, a session key."""
+    """What signs: the wallet (``gateway.keys.wallet.Wallet``) or, later, a session key."""
 
     @property
     def address(self) -> str: ...

@@ -48,22 +48,43 @@ class _Network:
 
         self.book = Book()
         self.book.replay(EventLog(config.state_dir / "ledger", read_only=True).events)
+        self.foc = _foc_hints(config)
         urls = [*config.storage.nodes, *(p.url for p in self.book.placements.values())]
-        self.fetcher = PieceFetcher(urls)
+        self.fetcher = PieceFetcher([*urls, *(u for us in self.foc.values() for u in us)])
 
     def complete(self, signed: SignedHeader, fragments: dict[int, bytes]) -> dict[int, bytes]:
         def fetch(index: int, piece: str) -> bytes | None:
-            hints = [p.url for p in self.book.of_key(f"frag/{signed.seq}/{index}")]
+            key = f"frag/{signed.seq}/{index}"
+            hints = [p.url for p in self.book.of_key(key)] + self.foc.get(key, [])
             return self.fetcher.fetch(piece, hints)
 
         return gather_fragments(signed, fragments, fetch)
 
     def dictionary(self, wanted: str) -> bytes | None:
-        for placement in self.book.of_key(f"dict/{wanted}"):
-            data = self.fetcher.fetch(placement.piece_cid, [placement.url])
+        sources = [(p.piece_cid, [p.url]) for p in self.book.of_key(f"dict/{wanted}")]
+        key = f"dict/{wanted}"
+        if key in self.foc and key in self.book.objects:
+            sources.append((self.book.objects[key][0], self.foc[key]))
+        for piece_cid, hints in sources:
+            data = self.fetcher.fetch(piece_cid, hints)
             if data is not None and object_id(data) == wanted:
                 return data
         return None
+
+
+def _foc_hints(config: Config) -> dict[str, list[str]]:
+    """Object key -> FOC provider URLs holding it on chain (the FOC journal, read only)."""
+    if config.foc is None:
+        return {}
+    from gateway.chain.journal import Journal
+    from gateway.foc.table import IN_SET, FocPiece
+
+    hints: dict[str, list[str]] = {}
+    for _, rec in Journal(config.state_dir / "foc" / "journal.json").items("piece/"):
+        piece = FocPiece.from_record(rec)
+        if piece.state in IN_SET and piece.url:
+            hints.setdefault(piece.key, []).append(piece.url)
+    return hints
 
 
 def _vault_readings(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -108,6 +109,29 @@ def _storage_metrics(storage: StorageStatus) -> Iterator[Metric]:
                                 value=float(amount))  # fmt: skip
     yield GaugeMetricFamily("depin_gateway_fragments_proven", "Fragments proven on their node",
                             value=storage.fragments_proven)  # fmt: skip
+    yield from _foc_metrics(storage.backends.get("foc", {}))
+
+
+def _foc_metrics(foc: Mapping[str, Any]) -> Iterator[Metric]:
+    """Per FOC provider: pieces, proven, failed, USDFC committed and spent (an estimate)."""
+    if not foc.get("enabled"):
+        return
+    rows = foc.get("providers", [])
+    for key, help_text in (("pieces", "Live FOC pieces"), ("proven", "FOC pieces proven"),
+                           ("failed", "FOC pieces failed")):  # fmt: skip
+        family = GaugeMetricFamily(f"depin_gateway_foc_{key}", help_text, labels=["provider"])
+        for row in rows:
+            family.add_metric([str(row["provider_id"])], row.get(key, 0))
+        yield family
+    for key, name in (("usdfc_committed", "committed"), ("usdfc_spent_estimate", "spent")):
+        family = GaugeMetricFamily(f"depin_gateway_foc_usdfc_{name}",
+                                   f"USDFC {name} (base units, 1e-18 USDFC)",
+                                   labels=["provider"])  # fmt: skip
+        for row in rows:
+            family.add_metric([str(row["provider_id"])], float(int(row.get(key, 0))))
+        yield family
+    yield GaugeMetricFamily("depin_gateway_foc_spending_stopped", "1 while FOC spending is stopped",
+                            value=int(foc.get("spending") == "stopped"))  # fmt: skip
 
 
 def prometheus_text(snapshot: StatusSnapshot) -> bytes:

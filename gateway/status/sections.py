@@ -185,6 +185,9 @@ class StorageStatus:
     ledger_head_batches: int
     ledger_head_last_seq: int | None
     last_error: str | None
+    # Per backend beside the market (``"foc"``: providers, pieces, USDFC), as the backend
+    # reports it: its own typed value is the FOC backend's to give (gateway/foc/backend.py).
+    backends: Mapping[str, Mapping[str, Any]]
 
     def to_json(self) -> dict[str, Any]:
         return {"enabled": True, **_fields_json(self)}

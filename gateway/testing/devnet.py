@@ -134,6 +134,7 @@ def config_snippet(chain: FocChain, rpc_url: str, market: list[str], providers: 
         "",
         "[storage]",
         f"nodes = {json.dumps(market)}",
+        'backends = ["market", "foc"]',
         "",
         "[foc]",
         f"providers = {json.dumps(providers)}",
