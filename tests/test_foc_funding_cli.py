@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gateway.cli.app import main as cli
 
 from gateway.chain.abi import abi_of
 from gateway.chain.journal import Journal
 from gateway.chain.jsonrpc import RpcClient
 from gateway.chain.sending import ChainSender, FeePolicy
+from gateway.cli.app import main as cli
 from gateway.config import load_config
 from gateway.foc.backend import FocBackend, foc_paths
 from gateway.foc.funding import deposited, fund, top_up
