@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway import __version__
 from gateway.batcher import Batcher
@@ -35,9 +35,7 @@ from gateway.budget import BudgetState, DiskBudget
 from gateway.clock import Clock, SystemClock
 from gateway.config import Config
 from gateway.daemon_status import iso_time, spool_section
-from gateway.deals import StorageService
 from gateway.errors import GatewayError, KeyMaterialError, StorageError
-from gateway.fleet import HeartbeatPublisher
 from gateway.identity import Identity
 from gateway.ingest.mqtt import MqttIngest
 from gateway.ingest.serial import SerialIngest
@@ -48,6 +46,11 @@ from gateway.seal import Vault
 from gateway.spool import Spool, SpoolStats
 from gateway.status import StatusSnapshot
 from gateway.supervise import Supervisor, install_excepthook, process_probe
+
+if TYPE_CHECKING:  # imported where configured: each pulls aiohttp, apscheduler or paho
+    from gateway.deals import StorageService
+    from gateway.fleet import HeartbeatPublisher
+    from gateway.ingest.mqtt_paho import PahoMqttIngest
 
 __all__ = ["Gateway", "run"]
 
@@ -97,7 +100,7 @@ class Gateway:
             dedup_window=config.spool.dedup_window,
             quarantine_size=config.mqtt.quarantine_size,
         )
-        self.mqtt = MqttIngest(config.mqtt, self.sink) if config.mqtt.enabled else None
+        self.mqtt = _mqtt_ingest(config, self.sink) if config.mqtt.enabled else None
         self.serial: list[SerialIngest] = [
             SerialIngest.from_config(entry, self.sink) for entry in config.serial
         ]
@@ -112,6 +115,8 @@ class Gateway:
         """The deal/proving client, when storage nodes or a fleet broker (asks) are configured."""
         if self.batcher is None or not (self.config.storage.nodes or self.config.fleet.broker):
             return None
+        from gateway.deals import StorageService
+
         service = StorageService(self.config, self.batcher.vault, self.identity.key)
         self.batcher.on_sealed.append(service.notify_sealed)
         return service
@@ -120,6 +125,8 @@ class Gateway:
         """Signed heartbeats on the fleet broker (gateway/fleet), when [fleet] broker is set."""
         if not self.config.fleet.broker:
             return None
+        from gateway.fleet import HeartbeatPublisher
+
         return HeartbeatPublisher(self.config.fleet.broker, lambda: self.identity.key,
                                   self.config.gateway.id, self.snapshot,
                                   self.config.fleet.heartbeat_interval)  # fmt: skip
@@ -324,6 +331,15 @@ class Gateway:
         if self.sink.failing:
             reasons.append(f"spool commits failing: {self.sink.last_error}")
         return tuple(reasons)
+
+
+def _mqtt_ingest(config: Config, sink: IngestSink) -> MqttIngest | PahoMqttIngest:
+    """Our MQTT 5 client unless the config asks for paho (imported only then: ~11 MB)."""
+    if config.mqtt.client == "paho":
+        from gateway.ingest.mqtt_paho import PahoMqttIngest
+
+        return PahoMqttIngest(config.mqtt, sink)
+    return MqttIngest(config.mqtt, sink)
 
 
 def _thread_of(port: SerialIngest) -> Callable[[], threading.Thread | None]:

@@ -1,4 +1,4 @@
-"""MQTT ingest: a thin adapter from paho-mqtt 2.x to the ingest sink.
+"""MQTT ingest through paho-mqtt 2.x (``[mqtt] client = "paho"``; the default is our own client).
 
 paho runs its network loop in its own thread. Each PUBLISH is checked (size, declared format),
 handed to the sink, and acknowledged with ``Client.ack`` only after the sink made it durable
@@ -30,7 +30,6 @@ import struct
 import sys
 import threading
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any, cast
 
 import paho.mqtt.client as paho
@@ -42,10 +41,11 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from gateway.config import MqttConfig
 from gateway.dedup import mqtt_key
 from gateway.errors import ConfigError
+from gateway.ingest.mqtt import MqttStats
 from gateway.ingest.payload import validate_payload
 from gateway.ingest.sink import IngestSink
 
-__all__ = ["MqttIngest", "MqttStats", "validate_payload"]
+__all__ = ["PahoMqttIngest"]
 
 log = logging.getLogger(__name__)
 
@@ -60,18 +60,7 @@ def _matches(topic_filter: str, topic: str) -> bool:
     return paho.topic_matches_sub(topic_filter, topic)
 
 
-@dataclass(frozen=True, slots=True)
-class MqttStats:
-    connected: bool
-    received: int
-    connects: int
-    disconnects: int
-    rejected: dict[str, int]
-    receive_maximum: int
-    last_error: str | None
-
-
-class MqttIngest:
+class PahoMqttIngest:
     def __init__(self, config: MqttConfig, sink: IngestSink) -> None:
         self.config = config
         self.sink = sink
