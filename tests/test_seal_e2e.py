@@ -75,13 +75,14 @@ def test_kill9_while_sealing_under_load_loses_and_duplicates_nothing(
         kills += 1
         gw.start()
     thread.join()
-    status = gw.wait_for(lambda s: s["readings_total"] >= total)
+    # Ingest can now finish well before sealing catches up (on a loaded box the worker is niced):
+    # wait for both, the point is that kills hit seals and lose or duplicate nothing.
+    gw.wait_for(lambda s: s["readings_total"] >= total and s["batches_sealed"] > 10)
     assert gw.stop() == 0
     ids = _ids(config, tmp_path / "out.jsonl")
     assert len(ids) == total and set(ids) == set(range(total))
     verified = cli("verify", "--config", str(config))
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert status["batches_sealed"] > 10
     publisher.close()
 
 
