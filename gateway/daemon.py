@@ -168,10 +168,12 @@ class Gateway:
             self.fleet.stop()  # publishes the signed "offline" heartbeat
         for port in self.serial:
             port.stop()
-        if self.mqtt is not None:
-            self.sink.commit_now()
-            self.mqtt.stop()
+        # The committer first: its last group's acks must be queued in paho before the
+        # disconnect (paho drains its out queue before its thread ends). Stopping MQTT first lost
+        # the acks of a group still being fsynced, so a clean restart saw them redelivered.
         self.sink.stop()
+        if self.mqtt is not None:
+            self.mqtt.stop()
         if self.batcher is not None:
             self.batcher.stop(seal_rest=True)  # a clean shutdown seals what is pending
         if self.storage is not None:

@@ -208,3 +208,14 @@ class Publisher:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Every test module is imported by now: none may have left the recursion limit raised.
+
+    py_ecc (under eth-account) raises it to 100,000 on import; then ``json.loads`` of deep input
+    overflows the C stack of the whole test process instead of raising RecursionError. Import
+    eth-account through ``gateway.chain.ethlib``, which puts the limit back."""
+    limit = sys.getrecursionlimit()
+    if limit > 10_000:
+        raise pytest.UsageError(f"a test module raised the recursion limit to {limit}")

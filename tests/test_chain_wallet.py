@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from eth_account import Account
 
+from gateway.chain.ethlib import load_eth_account
 from gateway.chain.wallet import (
     SECP256K1_ORDER,
     create_wallet,
@@ -18,6 +18,9 @@ from gateway.chain.wallet import (
     wallet_from_secret,
 )
 from gateway.errors import KeyMaterialError
+
+load_eth_account()  # keeps the recursion limit py_ecc raises (see ethlib)
+from eth_account import Account  # noqa: E402
 
 FIXED = bytes.fromhex("11" * 32)
 

@@ -59,7 +59,9 @@ def test_disk_budget_applies_backpressure_then_every_reading_arrives(
 ) -> None:
     small = {"disk_budget": "96KiB", "high_watermark": 0.9, "low_watermark": 0.5}
     config = write_config(tmp_path, broker.port, **small)
-    config.write_text(config.read_text().replace('segment_size = "1MiB"', 'segment_size = "8KiB"'))
+    text = config.read_text().replace('segment_size = "1MiB"', 'segment_size = "8KiB"')
+    # The quarantine is part of the budget, so it must fit in it (a config rule).
+    config.write_text(text.replace("[mqtt]\n", '[mqtt]\nquarantine_size = "16KiB"\n'))
     gw = gateway_process(config)
     gw.start()
     publisher = Publisher(broker.port)

@@ -6,10 +6,10 @@ import json
 
 import pytest
 from eth_abi.abi import decode
-from eth_account import Account
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.chain.ethlib import load_eth_account
 from gateway.chain.keccak import keccak256
 from gateway.chain.networks import NETWORKS
 from gateway.chain.wallet import wallet_from_secret
@@ -23,6 +23,9 @@ from gateway.foc.eip712 import (
     TerminateService,
 )
 from tests.conftest import VECTORS
+
+load_eth_account()  # keeps the recursion limit py_ecc raises (see ethlib)
+from eth_account import Account  # noqa: E402
 
 VECTOR = json.loads((VECTORS / "foc" / "fwss_external_signatures.json").read_text())
 # SOURCE.md next to the vector file: the fixture's signer key and domain (calibration FWSS).

@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 from gateway.errors import InputError
+from gateway.ingest.payload import json_problem
 
 __all__ = ["MAX_DEPTH", "MAX_NUMBER_DIGITS", "MAX_STRING", "parse_json_object"]
 
@@ -85,6 +86,11 @@ def parse_json_object(body: bytes, max_bytes: int) -> dict[str, Any]:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _fail(f"body is not UTF-8 (byte {exc.start})") from None
+    # Bounds first: with a raised recursion limit (py_ecc raises it on import) the C scanner
+    # overflows the stack on deep input instead of raising RecursionError.
+    problem = json_problem(body)
+    if problem is not None:
+        raise _fail(f"body is beyond the bounds ({problem})")
     try:
         data = json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant)
     except ValueError as exc:  # JSONDecodeError is a ValueError
