@@ -862,6 +862,21 @@ def interleaved(bench: Bench, n: int, rounds: int, paho_too: bool, row: Row) -> 
             f"{rate:,.0f} readings/s = {rate / median(refs):.2f}x")  # fmt: skip
 
 
+def print_machine(root: Path, n: int) -> None:
+    info = machine(root)
+    info["broker"] = "max_inflight_messages 1000, autosave_interval 30, loopback"
+    info["affinity"] = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
+    info["load"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    sizes = [len(payload_for(s, time.time_ns())) for s in range(1, 301)]
+    info["workload"] = (
+        f"{n:,} QoS 1 readings, JSON {min(sizes)}-{max(sizes)} B, unique seq, "
+        "64 topics; gateway defaults (receive_maximum 1000, commit 10ms/2000, sealing)"
+    )
+    print("machine:")
+    for key, value in info.items():
+        print(f"  {key:13} {value}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller backlogs (smoke test)")
@@ -899,18 +914,7 @@ def main() -> int:
         conf.write_text(conf.read_text().replace("autosave_interval 1", "autosave_interval 30"))
         with broker:
             bench = Bench(root, broker.port)
-            info = machine(root)
-            info["broker"] = "max_inflight_messages 1000, autosave_interval 30, loopback"
-            info["affinity"] = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
-            info["load"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-            sizes = [len(payload_for(s, time.time_ns())) for s in range(1, 301)]
-            info["workload"] = (
-                f"{n:,} QoS 1 readings, JSON {min(sizes)}-{max(sizes)} B, unique seq, "
-                "64 topics; gateway defaults (receive_maximum 1000, commit 10ms/2000, sealing)"
-            )
-            print("machine:")
-            for key, value in info.items():
-                print(f"  {key:13} {value}")
+            print_machine(root, n)
             print(f"reference and gateway interleaved, {args.rounds} rounds of {n:,}")
             interleaved(bench, n, args.rounds, args.paho, row)
             row("old reference: bare paho MQTT 5 subscriber (RM 1000)",
