@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 APT_PACKAGES := mosquitto mosquitto-clients gcc make libssl-dev openssl python3-venv python3-dev
 
-.PHONY: all demo test check bench sysdeps venv install-broker-config install-systemd clean
+.PHONY: all demo test check bench sysdeps venv install-broker-config install-systemd clean deb deb-tools install uninstall test-tools
 
 all: test
 
@@ -64,7 +64,7 @@ check: venv
 	$(BIN)/ruff format --check gateway drivers tests bench
 	$(BIN)/mypy
 
-test: venv check $(NODE_STAMP)
+test: venv check test-tools $(NODE_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: venv
@@ -78,6 +78,42 @@ install-systemd:
 	install -m 0644 systemd/depin-gateway.service /etc/systemd/system/depin-gateway.service
 	install -m 0644 systemd/depin-node.service /etc/systemd/system/depin-node.service
 	@echo "installed units; run: systemctl daemon-reload && systemctl enable --now depin-gateway"
+
+# Debian package (DESIGN section 13): DEB_ARCH=amd64 (default: this machine) or arm64.
+# lintian is installed when missing; the build fails on any lintian error or warning that
+# debian/lintian-overrides does not explain.
+DEB_ARCH ?= $(shell dpkg --print-architecture)
+DEB_VERSION = $(shell $(BIN)/python -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
+DEB_FILE = build/depin-gateway_$(DEB_VERSION)_$(DEB_ARCH).deb
+
+deb-tools:
+	@command -v dpkg-deb >/dev/null && command -v lintian >/dev/null || { \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq dpkg-dev lintian >/dev/null; }
+
+deb: venv deb-tools
+	DEB_ARCH=$(DEB_ARCH) PYTHON=$(BIN)/python bash debian/build-deb.sh
+	lintian --fail-on error,warning $(DEB_FILE)
+
+# `make install` from a checkout: the same package, installed with apt (so upgrades and purges
+# work the same way as for a downloaded .deb). `make uninstall` removes it, keeping data.
+install: deb
+	DEBIAN_FRONTEND=noninteractive apt-get install -y ./$(DEB_FILE)
+
+uninstall:
+	apt-get remove -y depin-gateway
+
+# Tools the slower tests drive: a real browser (fleet page), systemd-analyze (units), lintian.
+test-tools:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
+	command -v lintian >/dev/null || missing="$$missing lintian"; \
+	command -v dpkg-deb >/dev/null || missing="$$missing dpkg-dev"; \
+	if [ -n "$$missing" ]; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq $$missing >/dev/null || { echo "apt-get install$$missing failed" >&2; exit 1; }; \
+	fi
 
 clean:
 	rm -rf $(VENV) node_modules build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis firmware-bridge/c/build

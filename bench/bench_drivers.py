@@ -28,9 +28,9 @@ from benchutil import cpu_seconds, machine_line
 
 from drivers.modbus import build_response, encode_value
 from drivers.registry import create
-from gateway.broker import free_port
 from gateway.keys import create_identity, create_owner_key, format_owner_public
-from gateway.simulate import gnss_sentences, pms5003_frame
+from gateway.testing.broker import free_port
+from gateway.testing.sensors import gnss_sentences, pms5003_frame
 
 ROOT = Path(__file__).resolve().parent.parent
 

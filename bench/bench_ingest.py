@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_ingest.py [--rounds 3] [--paho] [--full] [--quick]
     taskset -c 0 .venv/bin/python bench/bench_ingest.py      # everything on one core (Pi proxy)
 
-Everything runs on 127.0.0.1 against one private Mosquitto (gateway.broker.Broker, with the
+Everything runs on 127.0.0.1 against one private Mosquitto (gateway.testing.broker.Broker, with the
 production drop-in's autosave_interval). Prints the machine (and the load average), then, for
 ``--rounds`` interleaved rounds on the same broker with the same backlog size (50,000 QoS 1
 readings queued while the subscriber was offline):
@@ -321,7 +321,7 @@ def bare_drain(port: int, client_id: str, count: int, receive_maximum: int) -> t
 
 def window_probe(root: Path, broker_inflight: int, receive_maximum: int) -> int:
     """How many QoS 1 messages a v5 client that never acks gets: the broker's real window."""
-    from gateway.broker import Broker
+    from gateway.testing.broker import Broker
 
     with Broker(root / f"probe-{broker_inflight}", inflight=broker_inflight) as broker:
         create_session(broker.port, "probe", receive_maximum)
@@ -442,7 +442,7 @@ def gateway_drain(
     bench: Bench, label: str, count: int, extra: dict[str, str], *, sealer: bool
 ) -> Drain:
     """The daemon drains a backlog of ``count``; timed from its CONNACK to all durable."""
-    from gateway.broker import free_port
+    from gateway.testing.broker import free_port
 
     directory = bench.root / label
     gateway_id = f"bench-{label}"
@@ -512,7 +512,7 @@ class TreeDrain:
 def gateway_tree_drain(bench: Bench, label: str, count: int, extra: dict[str, str]) -> TreeDrain:
     """The daemon as shipped (sealing on) drains ``count``; RSS and CPU of its whole tree until
     every full batch is sealed (``count`` is a multiple of ``[batch] max_readings``)."""
-    from gateway.broker import free_port
+    from gateway.testing.broker import free_port
 
     directory = bench.root / label
     gateway_id = f"bench-{label}"
@@ -576,7 +576,7 @@ def forget_session(port: int, gateway_id: str) -> None:
 
 def gateway_live(bench: Bench, seconds: float, *, sealer: bool) -> tuple[float, float]:
     """Publisher flat out while the gateway runs: (publish rate, durable rate) in msg/s."""
-    from gateway.broker import free_port
+    from gateway.testing.broker import free_port
 
     label = f"live-{sealer}"
     status_port = free_port()
@@ -893,7 +893,7 @@ def main() -> int:
         publisher_role(args.port, args.rate, args.seconds, args.seq0)
         return 0
 
-    from gateway.broker import Broker
+    from gateway.testing.broker import Broker
 
     logging.basicConfig(level=logging.ERROR)  # the in-process gateway's reconnect chatter
     n = 10_000 if args.quick else 50_000  # a multiple of [batch] max_readings: all gets sealed

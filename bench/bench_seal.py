@@ -158,7 +158,7 @@ def defaults_ratio(repeat: int) -> None:
     """What the daemon does with a default config: codec, zstd level and receive-time
     resolution from ``[batch]`` defaults, 10,000-reading batches (``max_readings``)."""
     from gateway.config import config_from_string
-    from gateway.seal_worker import at_resolution
+    from gateway.seal.worker import at_resolution
 
     batch = config_from_string("").batch
     fleet = SensorFleet(seed=2)

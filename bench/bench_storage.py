@@ -25,10 +25,10 @@ from nacl.signing import SigningKey
 
 from gateway.deals.client import NodeClient
 from gateway.deals.proving import check_prove_response, pick_leaves
-from gateway.demo_nodes import DemoNode
 from gateway.market import DealAcceptance, epoch_at
-from gateway.node.testing import make_proposal
 from gateway.piece import commp
+from gateway.testing.node_client import make_proposal
+from gateway.testing.nodes import DemoNode
 
 CHALLENGES = 5
 

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from drivers.base import Driver, FrameBad, FrameEvent, FrameOk, Measurement, Options, Scalar
 from gateway.errors import ConfigError, FrameError, InputError
-from gateway.ingest.payload import loads_bounded
+from gateway.jsonsafe import loads_bounded
 
 __all__ = ["Lines"]
 

@@ -20,7 +20,8 @@ is, and the attributes carry the data needed to act on it (a config key, a topic
         ├── RpcUnreachable     no answer after bounded retries (attempts, reason)
         ├── RpcError           the node answered a JSON-RPC error object (code, message)
         ├── RpcProtocolError   the node answered something that is not a valid reply (reason)
-        └── UnfundedWallet     a balance is below what a step needs (address, asset, have, need)
+        ├── UnfundedWallet     a balance is below what a step needs (address, asset, have, need)
+        └── TransactionReverted a transaction or call was rejected by the contract (reason)
 
 Third-party exceptions are translated at the boundary with ``raise ... from exc`` so callers only
 ever catch this tree; the CLI prints ``str(error)`` as one line and exits non-zero.
@@ -45,6 +46,7 @@ __all__ = [
     "RpcUnreachable",
     "SpoolCorrupt",
     "StorageError",
+    "TransactionReverted",
     "UnfundedWallet",
     "WrongChainId",
     "one_line",
@@ -220,3 +222,13 @@ class UnfundedWallet(ChainError):
             f"wallet {address} has {have} of the {need} {asset} (smallest unit) that {step} needs;"
             f" fund it with {asset} first",
         )
+
+
+class TransactionReverted(ChainError):
+    """A contract rejected a call or a mined transaction failed; ``reason`` is its revert text."""
+
+    def __init__(self, rpc: str, what: str, reason: str, tx_hash: str = "") -> None:
+        self.what = what
+        self.revert_reason = reason
+        self.tx_hash = tx_hash
+        super().__init__(rpc, f"{what} reverted: {reason}")

@@ -1,4 +1,4 @@
-"""Status: an immutable snapshot of the gateway, as JSON and as Prometheus text. Never secrets."""
+"""Status: an immutable snapshot of the gateway as JSON (Prometheus: daemon.metrics). No secrets."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["StatusSnapshot", "prometheus_text"]
+__all__ = ["StatusSnapshot"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +61,3 @@ class StatusSnapshot:
             "degraded": list(self.degraded),
             **self.details,
         }
-
-
-def prometheus_text(snapshot: StatusSnapshot) -> bytes:
-    """Prometheus text exposition; prometheus_client (~12 MB) is imported on the first call."""
-    from gateway.status_metrics import prometheus_text as render
-
-    return render(snapshot)

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -17,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from gateway.broker import Broker, free_port
 from gateway.keys import create_identity, create_owner_key, format_owner_public
+from gateway.testing.broker import Broker, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = Path(__file__).resolve().parent / "vectors"
@@ -208,6 +209,84 @@ class Publisher:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+def chromium(tmp_path: Path, url: str, *args: str, budget_ms: int = 3000) -> str:
+    """Headless Debian Chromium on ``url`` after its scripts ran ``budget_ms`` of virtual time;
+    returns stdout (the DOM with ``--dump-dom``). A new empty profile every call."""
+    profile = Path(tempfile.mkdtemp(prefix="chromium-", dir=tmp_path))
+    result = subprocess.run(
+        ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
+         f"--virtual-time-budget={budget_ms}", *args, url],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+@pytest.fixture(autouse=True)
+def _private_state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``fleet`` pins keys under $XDG_STATE_HOME: never in the real home during tests."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+
+
+class FleetServer:
+    """``depin-gateway fleet --serve`` as a real child process."""
+
+    def __init__(self, broker_url: str, workdir: Path, *extra: str) -> None:
+        self.url = f"http://127.0.0.1:{free_port()}/"
+        self.log = workdir / "fleet-serve.log"
+        listen = self.url.removeprefix("http://").rstrip("/")
+        argv = [sys.executable, "-m", "gateway.cli", "fleet", "--serve", "--broker", broker_url,
+                "--listen", listen, *extra]  # fmt: skip
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError("fleet --serve exited:\n" + self.log.read_text()[-3000:])
+            try:
+                self.report()
+                return
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.05)
+        raise AssertionError("fleet --serve never answered:\n" + self.log.read_text()[-3000:])
+
+    def report(self) -> dict[str, Any]:
+        with urllib.request.urlopen(self.url + "fleet.json", timeout=5) as response:
+            data: dict[str, Any] = json.load(response)
+            return data
+
+    def stop(self) -> int:
+        self.process.terminate()
+        return self.process.wait(timeout=15)
+
+
+@pytest.fixture
+def fleet_server() -> Iterator[Callable[..., FleetServer]]:
+    started: list[FleetServer] = []
+
+    def make(broker_url: str, workdir: Path, *extra: str) -> FleetServer:
+        started.append(FleetServer(broker_url, workdir, *extra))
+        return started[-1]
+
+    yield make
+    for server in started:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

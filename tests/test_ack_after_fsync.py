@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.broker import Broker
+from gateway.testing.broker import Broker
 from tests.conftest import GatewayProcess, Publisher, restore, write_config
 
 pytestmark = pytest.mark.slow

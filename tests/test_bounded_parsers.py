@@ -22,17 +22,12 @@ from gateway.deals.discovery import parse_ask
 from gateway.deals.proving import ProofResult, check_prove_response
 from gateway.deals.repair import piece_cid_of
 from gateway.deals.snapshot import decode_snapshot
-from gateway.dedup import has_top_level_id, mqtt_key
 from gateway.errors import FrameError, InputError, IntegrityError
 from gateway.fleet.view import UNSIGNED, classify
+from gateway.ingest.dedup import has_top_level_id, mqtt_key
 from gateway.ingest.mqtt import validate_payload as reexported
-from gateway.ingest.payload import (
-    MAX_DEPTH,
-    MAX_NUMBER,
-    json_problem,
-    loads_bounded,
-    validate_payload,
-)
+from gateway.ingest.payload import validate_payload
+from gateway.jsonsafe import MAX_DEPTH, MAX_NUMBER, json_problem, loads_bounded
 from gateway.reading import Reading, ReceiveTime
 from gateway.seal.codec_v2 import decode_readings, encode_readings
 from gateway.seal.columns import CodecError

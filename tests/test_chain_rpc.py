@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway.broker import Broker
 from gateway.chain.anvil import ANVIL_ACCOUNTS, Anvil, free_port
 from gateway.chain.balance import read_balances, require_funds
 from gateway.chain.jsonrpc import RpcClient
 from gateway.chain.networks import NETWORKS
 from gateway.errors import RpcProtocolError, RpcUnreachable, UnfundedWallet, WrongChainId
+from gateway.testing.broker import Broker
 from tests.conftest import ROOT, write_config
 
 pytestmark = pytest.mark.slow

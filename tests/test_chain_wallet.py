@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from gateway.chain.ethlib import load_eth_account
-from gateway.chain.wallet import (
+from gateway.errors import KeyMaterialError
+from gateway.keys.ethlib import load_eth_account
+from gateway.keys.wallet import (
     SECP256K1_ORDER,
     create_wallet,
     load_wallet,
     wallet_from_secret,
 )
-from gateway.errors import KeyMaterialError
 
 load_eth_account()  # keeps the recursion limit py_ecc raises (see ethlib)
 from eth_account import Account  # noqa: E402
@@ -119,7 +119,7 @@ def test_a_crash_mid_create_leaves_no_key(tmp_path: Path) -> None:
     code = (
         "import os, sys\n"
         "from pathlib import Path\n"
-        "import gateway.chain.wallet as w\n"
+        "import gateway.keys.wallet as w\n"
         "def die(src, dst): os._exit(9)\n"
         "w.os.link = die\n"
         "w.create_wallet(Path(sys.argv[1]))\n"

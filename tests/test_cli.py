@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.broker import Broker
 from gateway.config import load_config
 from gateway.keys import load_identity
+from gateway.testing.broker import Broker
 from tests.conftest import GatewayProcess, Publisher, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +87,7 @@ def test_status_json_has_the_stable_fields_and_no_secrets(
     metrics = __import__("urllib.request").request.urlopen(
         gw.status_url.replace("/status", "/metrics")
     )
-    assert b"depin_readings_total 10.0" in metrics.read()
+    assert b"depin_gateway_readings_total 10.0" in metrics.read()
     publisher.close()
 
 
@@ -220,9 +220,9 @@ def test_run_with_a_status_address_it_cannot_bind_is_one_line_exit_2(
 
 def test_status_server_bind_failure_is_a_config_error() -> None:
     """The race behind the run preflight: the port is taken between the check and the bind."""
+    from gateway.daemon.http import start_status_server
     from gateway.errors import ConfigError
     from gateway.status import StatusSnapshot
-    from gateway.status_http import start_status_server
 
     def never() -> StatusSnapshot:
         raise AssertionError("no request can arrive: the server never listens")
@@ -239,7 +239,7 @@ def test_status_server_bind_failure_is_a_config_error() -> None:
 def test_run_demo_refuses_rates_and_durations_that_never_end_before_starting(
     duration: float, rate: float
 ) -> None:
-    from gateway.demo import run_demo
+    from gateway.cli.demo import run_demo
     from gateway.errors import ConfigError
 
     with pytest.raises(ConfigError, match="finite number > 0"):

@@ -28,9 +28,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.broker import Broker, free_port
 from gateway.config import Config, load_config
 from gateway.errors import ConfigError
+from gateway.testing.broker import Broker, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

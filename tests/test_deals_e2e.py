@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from gateway.broker import Broker
-from gateway.demo_nodes import DemoNode
+from gateway.testing.broker import Broker
+from gateway.testing.nodes import DemoNode
 from tests.conftest import ROOT, GatewayProcess, Publisher, write_config
 
 pytestmark = pytest.mark.slow

@@ -24,15 +24,16 @@ import pytest
 from aiohttp import web
 from nacl.signing import SigningKey
 
-from gateway.deals import StorageService, restore_from_network
+from gateway.deals import StorageService
 from gateway.deals.reputation import TRUSTED
 from gateway.keys import create_owner_key, format_gateway_public
 from gateway.market.epoch import epoch_at
 from gateway.market.messages import Ask, DealAcceptance, DealProposal
 from gateway.node.runner import NodeThread
-from gateway.node.testing import make_node_config
+from gateway.restore.network import restore_from_network
 from gateway.seal import Vault
 from gateway.seal.synthetic import SensorFleet
+from gateway.testing.node_client import make_node_config
 from tests.test_deals_service import IDENTITY, _config, _seal, _wait
 
 MODES = ("garbage_proofs", "commp_liar", "slow", "dropper", "curio_liar")

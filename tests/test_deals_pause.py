@@ -17,14 +17,14 @@ import pytest
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 
-from gateway.broker import Broker
 from gateway.config import Config, config_from_string
 from gateway.deals import StorageService
 from gateway.deals.reputation import BANNED, PROBATION
-from gateway.demo_nodes import DemoNode
 from gateway.keys import create_owner_key, format_owner_public
 from gateway.seal import Vault, seal_batch
 from gateway.seal.synthetic import SensorFleet
+from gateway.testing.broker import Broker
+from gateway.testing.nodes import DemoNode
 
 IDENTITY = SigningKey(b"\x16" * 32)
 

@@ -18,14 +18,15 @@ from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 
 from gateway.config import Config, config_from_string
-from gateway.deals import StorageService, restore_from_network
+from gateway.deals import StorageService
 from gateway.deals.book import Book
 from gateway.deals.eventlog import EventLog
 from gateway.keys import create_owner_key, format_gateway_public, format_owner_public
 from gateway.node.runner import NodeThread
-from gateway.node.testing import make_node_config
+from gateway.restore.network import restore_from_network
 from gateway.seal import Vault, seal_batch
 from gateway.seal.synthetic import SensorFleet
+from gateway.testing.node_client import make_node_config
 
 IDENTITY = SigningKey(b"\x15" * 32)
 
@@ -242,7 +243,7 @@ async def test_proven_periods_are_paid_with_cumulative_vouchers_the_node_accepts
     from gateway.deals.local import LocalObjects
     from gateway.deals.repair import piece_cid_of
     from gateway.market.messages import Ask
-    from gateway.node.testing import FakeClock
+    from gateway.testing.node_client import FakeClock
 
     clock = FakeClock()
     node = NodeThread(make_node_config(tmp_path / "n", min_duration="60s"), clock=clock)
@@ -296,7 +297,7 @@ async def test_deals_made_before_a_key_rotation_are_still_paid_with_their_own_ke
     from gateway.deals.local import LocalObjects
     from gateway.deals.repair import piece_cid_of
     from gateway.market.messages import Ask
-    from gateway.node.testing import FakeClock
+    from gateway.testing.node_client import FakeClock
 
     clock = FakeClock()
     node = NodeThread(make_node_config(tmp_path / "n", min_duration="60s"), clock=clock)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.dedup import DedupWindow
+from gateway.ingest.dedup import DedupWindow
 
 hexes = st.text("0123456789abcdef", min_size=30, max_size=33)
 keys = st.one_of(

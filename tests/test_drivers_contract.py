@@ -18,7 +18,7 @@ from drivers.base import Driver, FrameBad, FrameEvent, FrameOk
 from drivers.bridge import TYPE_HELLO, TYPE_READING, encode_frame
 from drivers.modbus import build_response, encode_value
 from drivers.registry import create, names
-from gateway.simulate import gnss_sentences, pms5003_frame
+from gateway.testing.sensors import gnss_sentences, pms5003_frame
 
 MODBUS = {"registers": "v:0:f32:abcd:1:V,a:2:u16::0.01:A"}
 OPTIONS: dict[str, dict[str, str]] = {"modbus": MODBUS}

@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
-from gateway.broker import Broker, free_port
 from gateway.cli import main
 from gateway.fleet.collect import collect_retained
 from gateway.fleet.heartbeat import (
@@ -27,6 +26,7 @@ from gateway.fleet.view import classify, classify_all, render_table
 from gateway.keys import format_gateway_public
 from gateway.market.messages import open_signed, seal_signed
 from gateway.status import StatusSnapshot
+from gateway.testing.broker import Broker, free_port
 from tests.conftest import Publisher, write_config
 
 NOW = 1_700_000_000.0

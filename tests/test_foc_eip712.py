@@ -9,10 +9,8 @@ from eth_abi.abi import decode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.chain.ethlib import load_eth_account
 from gateway.chain.keccak import keccak256
 from gateway.chain.networks import NETWORKS
-from gateway.chain.wallet import wallet_from_secret
 from gateway.foc import eip712, extradata
 from gateway.foc.eip712 import (
     AddPieces,
@@ -22,6 +20,8 @@ from gateway.foc.eip712 import (
     SchedulePieceRemovals,
     TerminateService,
 )
+from gateway.keys.ethlib import load_eth_account
+from gateway.keys.wallet import wallet_from_secret
 from tests.conftest import VECTORS
 
 load_eth_account()  # keeps the recursion limit py_ecc raises (see ethlib)

@@ -10,7 +10,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from gateway.broker import Broker
+from gateway.testing.broker import Broker
 from tests.conftest import GatewayProcess, Publisher, restore, write_config
 
 

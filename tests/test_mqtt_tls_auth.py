@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from gateway.broker import Broker
 from gateway.config import config_from_string
 from gateway.errors import ConfigError
+from gateway.testing.broker import Broker
 from tests.conftest import ROOT, GatewayProcess, Publisher, restore, write_config
 
 # Both come with the system packages `make test` installs (openssl, mosquitto).

@@ -15,8 +15,8 @@ from gateway.keys import format_gateway_public
 from gateway.market.epoch import EPOCH_SECONDS
 from gateway.market.messages import Ask, DealAcceptance, Voucher
 from gateway.node import RunningNode, start_node
-from gateway.node.testing import FakeClock, SigningClient, make_node_config, make_proposal
 from gateway.piece import commp, piece_cid_v2, piece_info_from_v2, verify_inclusion
+from gateway.testing.node_client import FakeClock, SigningClient, make_node_config, make_proposal
 
 
 @pytest.fixture

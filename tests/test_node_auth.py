@@ -15,7 +15,7 @@ from nacl.signing import SigningKey
 from gateway.keys import format_gateway_public
 from gateway.market.messages import Voucher
 from gateway.node import RunningNode, start_node
-from gateway.node.testing import FakeClock, SigningClient, make_node_config, make_proposal
+from gateway.testing.node_client import FakeClock, SigningClient, make_node_config, make_proposal
 
 POSTS = ["/pdp/piece", "/market/v1/deals", "/market/v1/deals/abc/vouchers", "/market/v1/prove"]
 
@@ -118,10 +118,11 @@ async def test_other_clients_cannot_upload_pay_or_take_over_a_deal(
     deal = await accepted_deal(alice, node, data)
     status, err, _ = await mallory.send("PUT", deal["upload_url"], data)
     assert status == 403 and err["code"] == "not_your_deal"
-    status, err, _ = await mallory.send(
+    status, _, headers = await mallory.send(
         "POST", "/pdp/piece", json_body={"pieceCid": deal["piece_cid"]}
     )
-    assert status == 402 and err["code"] == "no_deal"
+    # like anyone without a deal, a public upload of her own, never alice's upload URL
+    assert status == 201 and headers["Location"] != deal["upload_url"]
 
     deal_id = deal["deal_id"]
     own = Voucher(deal_id=deal_id, lane=0, nonce=1, amount=5).sign(mallory.key)
@@ -190,7 +191,8 @@ async def test_rate_limit_answers_429_with_retry_after(tmp_path: Path, clock: Fa
         statuses = [(await client.send("GET", "/pdp/ping", sign=False)) for _ in range(5)]
         assert [s[0] for s in statuses] == [200, 200, 200, 429, 429]
         assert int(statuses[3][2]["Retry-After"]) >= 1
-        assert statuses[3][1]["code"] == "rate_limited"
+        # a Curio route, asked as a Curio client asks: Curio's text/plain error body
+        assert statuses[3][1].startswith(b"too many requests")
     finally:
         await client.close()
         await node.stop()

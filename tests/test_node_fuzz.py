@@ -20,7 +20,7 @@ from gateway.market.epoch import epoch_at
 from gateway.market.httpsig import sign_request
 from gateway.market.messages import seal_signed
 from gateway.node import NodeThread
-from gateway.node.testing import make_node_config, make_proposal
+from gateway.testing.node_client import make_node_config, make_proposal
 
 KEY = SigningKey.generate()
 json_values = st.recursive(

@@ -25,7 +25,7 @@ from gateway.market.httpsig import sign_request
 from gateway.market.messages import Voucher, seal_signed
 from gateway.node import node_config_from_string, start_node
 from gateway.node.replaylog import PersistentReplayCache
-from gateway.node.testing import (
+from gateway.testing.node_client import (
     FakeClock,
     NodeProcess,
     SigningClient,

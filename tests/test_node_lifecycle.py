@@ -15,12 +15,12 @@ from pathlib import Path
 import aiohttp
 from nacl.signing import SigningKey
 
-from gateway.broker import free_port
 from gateway.keys import format_gateway_public, load_identity
 from gateway.market.epoch import EPOCH_SECONDS, epoch_at
 from gateway.market.messages import Voucher
 from gateway.node import load_node_config, node_init_main, start_node
-from gateway.node.testing import FakeClock, SigningClient, make_node_config, make_proposal
+from gateway.testing.broker import free_port
+from gateway.testing.node_client import FakeClock, SigningClient, make_node_config, make_proposal
 
 ROOT = Path(__file__).resolve().parent.parent
 

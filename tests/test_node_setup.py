@@ -16,7 +16,6 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.broker import Broker
 from gateway.errors import ConfigError
 from gateway.market.messages import Ask
 from gateway.node import NodeThread, load_node_config, node_config_from_string, node_init_main
@@ -24,8 +23,9 @@ from gateway.node.deals import TRANSITIONS, DealEvent, DealState, InvalidTransit
 from gateway.node.prooftree import ProofTrees
 from gateway.node.ranges import RangeNotSatisfiable, parse_range
 from gateway.node.ratelimit import RateLimiter
-from gateway.node.testing import make_node_config
 from gateway.piece import commp, piece_cid_v2, piece_proof, verify_inclusion
+from gateway.testing.broker import Broker
+from gateway.testing.node_client import make_node_config
 
 ROOT = Path(__file__).resolve().parent.parent
 

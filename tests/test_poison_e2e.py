@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from gateway.broker import Broker
+from gateway.testing.broker import Broker
 from tests.conftest import GatewayProcess, Publisher, restore, write_config
 
 DEEP = b"[" * 1000 + b"]" * 1000

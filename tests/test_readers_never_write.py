@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.broker import Broker
 from gateway.spool.record import SEGMENT_MAGIC
+from gateway.testing.broker import Broker
 from tests.conftest import ROOT, GatewayProcess, Publisher, restore, write_config
 
 pytestmark = pytest.mark.slow

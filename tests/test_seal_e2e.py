@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from gateway.broker import Broker
+from gateway.testing.broker import Broker
 from tests.conftest import GatewayProcess, Publisher, restore, write_config
 
 ROOT = Path(__file__).resolve().parent.parent

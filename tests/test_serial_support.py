@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from drivers.nmea import checksum
-from gateway.broker import free_port
+from gateway.testing.broker import free_port
 from tests.conftest import VECTORS, write_config
 
 SENSORS = json.loads((VECTORS / "sensors.json").read_text())

@@ -153,7 +153,7 @@ def test_scan_finds_records_around_garbage(
 
 def test_raw_batch_hands_over_exactly_what_readings_would_decode(tmp_path: Path) -> None:
     """The sealer ships raw records to its worker: same readings, same limits, damage skipped."""
-    from gateway.seal_worker import decode_records
+    from gateway.seal.worker import decode_records
 
     spool = Spool(tmp_path, 4096)
     payloads = _fill(spool, 120)

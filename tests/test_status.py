@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.status import StatusSnapshot, prometheus_text
+from gateway.daemon.metrics import prometheus_text
+from gateway.status import StatusSnapshot
 
 
 def snapshot(**details: object) -> StatusSnapshot:
@@ -28,13 +29,13 @@ def test_prometheus_text_covers_ingest_disk_sources_and_storage() -> None:
                             "reputation": 0.9}]},
     )).decode()  # fmt: skip
     expected = (
-        "depin_readings_total 100.0",
-        "depin_backpressure 1.0",
-        "depin_disk_written_bytes_total 30.0",
-        'depin_source_received_total{source="mqtt"} 7.0',
-        'depin_node_proofs_total{node="http://n1",result="failed"} 1.0',
-        "depin_repairs_total 2.0",
-        "depin_fil_committed_attofil 1e+19",
+        "depin_gateway_readings_total 100.0",
+        "depin_gateway_backpressure 1.0",
+        "depin_gateway_disk_written_bytes_total 30.0",
+        'depin_gateway_source_received_total{source="mqtt"} 7.0',
+        'depin_gateway_storage_node_proofs_total{node="http://n1",result="failed"} 1.0',
+        "depin_gateway_repairs_total 2.0",
+        "depin_gateway_fil_committed_attofil 1e+19",
     )
     for line in expected:
         assert line in text, line
@@ -51,7 +52,7 @@ def test_healthz_says_which_component_stopped_and_why() -> None:
                           {"stopped": {"mqtt": "thread paho died: ValueError: x"}},
                           healthy=False)  # fmt: skip
     assert snap.health() == (503, "unhealthy: mqtt: thread paho died: ValueError: x")
-    assert "depin_healthy 0.0" in prometheus_text(snap).decode()
+    assert "depin_gateway_healthy 0.0" in prometheus_text(snap).decode()
 
 
 def test_healthz_is_503_while_degraded_with_the_reason() -> None:
@@ -59,5 +60,5 @@ def test_healthz_is_503_while_degraded_with_the_reason() -> None:
                           degraded=("disk full: 0 bytes free, below the reserve",))  # fmt: skip
     code, line = snap.health()
     assert code == 503 and line.startswith("degraded: disk full: ")
-    assert "depin_degraded 1.0" in prometheus_text(snap).decode()
+    assert "depin_gateway_degraded 1.0" in prometheus_text(snap).decode()
     assert snapshot().health() == (200, "ok")

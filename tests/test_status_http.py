@@ -6,8 +6,8 @@ import json
 import subprocess
 import sys
 
+from gateway.daemon.http import respond
 from gateway.status import StatusSnapshot
-from gateway.status_http import respond
 
 
 def snapshot() -> StatusSnapshot:
@@ -39,7 +39,7 @@ def test_routes_methods_and_errors() -> None:
 _SCENARIO = """
 import asyncio, sys
 from tests.test_status_http import snapshot
-from gateway.status_http import start_status_server
+from gateway.daemon.http import start_status_server
 
 async def main():
     server = await start_status_server(snapshot, "127.0.0.1", 0)
@@ -50,7 +50,7 @@ async def main():
     data = await reader.read()
     writer.close()
     await server.cleanup()
-    print(before, "prometheus_client" in sys.modules, b"depin_readings_total 3.0" in data,
+    print(before, "prometheus_client" in sys.modules, b"depin_gateway_readings_total 3.0" in data,
           data.split(b" ")[1].decode())
 
 asyncio.run(main())

@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from gateway.budget import DiskBudget
 from gateway.clock import SystemClock
+from gateway.ingest.budget import DiskBudget
 from gateway.ingest.sink import IngestSink
 from gateway.spool import Spool
 from gateway.supervise import Supervisor, install_excepthook, process_probe, spawn
@@ -269,7 +269,7 @@ def seal_worker_pid(gateway_pid: int) -> int:
     for task in Path(f"/proc/{gateway_pid}/task").iterdir():
         for child in (task / "children").read_text().split():
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-            if b"gateway.seal_worker" in cmdline:
+            if b"gateway.seal.worker" in cmdline:
                 return int(child)
     raise AssertionError("no seal worker process")
 

@@ -12,6 +12,7 @@ import platform
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -59,6 +60,7 @@ class Anvil:
         binary: Path | None = None,
         extra_args: tuple[str, ...] = (),
         start_timeout: float = 30.0,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.chain_id = chain_id
         self.port = port or free_port()
@@ -67,6 +69,7 @@ class Anvil:
         self._binary = binary or find_anvil()
         self._extra = extra_args
         self._start_timeout = start_timeout
+        self._preexec_fn = preexec_fn  # e.g. die with the parent (gateway.testing.devnet)
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -75,7 +78,11 @@ class Anvil:
         argv += ["--chain-id", str(self.chain_id), *self._extra]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=self._preexec_fn,  # noqa: PLW1509 - callers spawn from one thread
             )
         self._wait_ready()
 

@@ -5,11 +5,10 @@ Pure cores (no I/O): ``placement`` (state machine), ``book`` (state from ledger 
 ``proving`` and ``rangeproof`` (proof checks), ``repair`` (rebuild fragments), ``snapshot``
 (the ledger snapshot CAR), ``throttle`` (token bucket, backoff). Thin adapters: ``eventlog``
 (the on-disk ledger), ``local`` (local copies), ``client`` (aiohttp), ``fleet`` (MQTT asks),
-``engine`` (per-placement network work), ``service`` (the ``StorageService`` thread) and
-``netrestore`` (``restore --from-network``).
+``engine`` (per-placement network work) and ``service`` (the ``StorageService`` thread).
+``restore --from-network`` is a reader: it lives in ``gateway.restore.network``.
 """
 
-from gateway.deals.netrestore import restore_from_network
 from gateway.deals.service import StorageService
 
-__all__ = ["StorageService", "restore_from_network"]
+__all__ = ["StorageService"]

@@ -22,7 +22,7 @@ from nacl.signing import SigningKey
 
 from gateway.deals.throttle import TokenBucket
 from gateway.errors import InputError, NodeError
-from gateway.ingest.payload import loads_bounded
+from gateway.jsonsafe import loads_bounded
 from gateway.market.httpsig import sign_request
 
 __all__ = ["NodeClient", "Reply"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import InputError
-from gateway.ingest.payload import loads_bounded
+from gateway.jsonsafe import loads_bounded
 from gateway.market.messages import Ask
 
 __all__ = ["ASK_TOPIC", "AskBook", "parse_ask", "same_url"]

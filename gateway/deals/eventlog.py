@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from gateway.errors import StorageError
+from gateway.fs import fsync_dir
 
 __all__ = ["LEDGER_VERSION", "EventLog", "decode_line", "encode_line"]
 
@@ -51,14 +52,6 @@ def decode_line(line: bytes) -> dict[str, Any] | None:
     except ValueError:
         return None
     return event if isinstance(event, dict) and isinstance(event.get("t"), str) else None
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class EventLog:
@@ -95,7 +88,7 @@ class EventLog:
         tmp = self.directory / "FORMAT.tmp"
         tmp.write_text(_FORMAT)
         os.replace(tmp, marker)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     def _segments(self) -> list[Path]:
         found = sorted(
@@ -108,7 +101,7 @@ class EventLog:
         if not found:
             first = self.directory / f"{1:012d}{_SUFFIX}"
             first.touch(mode=0o600)
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
             found = [first]
         return found
 
@@ -179,12 +172,12 @@ class EventLog:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, final)
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
             os.close(self._fd)
             self._fd = os.open(final, os.O_WRONLY | os.O_APPEND)
             for path in old:
                 path.unlink()
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         except OSError as exc:
             raise StorageError(str(self.directory), f"cannot compact: {exc.strerror}") from exc
 

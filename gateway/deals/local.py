@@ -19,39 +19,17 @@ each other's file away; whichever rename comes last wins, with identical bytes.
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from pathlib import Path
 
 from gateway.deals.rangeproof import CachedLayer, build_layer
 from gateway.deals.repair import piece_cid_of
 from gateway.errors import InputError
+from gateway.fs import write_atomic
 from gateway.piece.cid import piece_info_from_v2
 from gateway.piece.commp import commp
 from gateway.seal.store import Vault
 
-__all__ = ["LocalObjects", "write_unique"]
-
-
-def write_unique(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` crash-safely through a temporary file no other writer
-    (thread or process) can share: temp, fsync, rename, fsync the directory."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+__all__ = ["LocalObjects"]
 
 
 class LocalObjects:
@@ -96,7 +74,7 @@ class LocalObjects:
             return None
 
     def stage(self, piece_cid: str, data: bytes) -> None:
-        write_unique(self.root / "staging" / f"{piece_cid}.bin", data)
+        write_atomic(self.root / "staging" / f"{piece_cid}.bin", data)
 
     def unstage(self, piece_cid: str) -> None:
         (self.root / "staging" / f"{piece_cid}.bin").unlink(missing_ok=True)
@@ -107,7 +85,7 @@ class LocalObjects:
         return self.root / "snapshots" / f"{n:012d}.car"
 
     def save_snapshot(self, n: int, data: bytes) -> None:
-        write_unique(self.snapshot_path(n), data)
+        write_atomic(self.snapshot_path(n), data)
 
     def snapshot(self, n: int, piece_cid: str) -> bytes | None:
         try:
@@ -126,7 +104,7 @@ class LocalObjects:
         path = self.root / "layers" / f"{piece_cid}.layer"
         if path.exists():
             return
-        write_unique(path, build_layer(payload, commp(payload)).to_bytes())
+        write_atomic(path, build_layer(payload, commp(payload)).to_bytes())
 
     def layer(self, piece_cid: str) -> CachedLayer | None:
         try:

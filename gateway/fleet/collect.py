@@ -14,7 +14,7 @@ from gateway.deals.fleet import parse_broker_url
 from gateway.errors import RemoteError
 from gateway.fleet.heartbeat import STATUS_WILDCARD
 
-__all__ = ["MAX_GATEWAYS", "MAX_HEARTBEAT", "collect_retained"]
+__all__ = ["MAX_GATEWAYS", "MAX_HEARTBEAT", "BoundedInbox", "collect_retained"]
 
 # The fleet broker is untrusted: anyone may publish under the status wildcard. A heartbeat is a
 # few hundred bytes; keep a little more of a bigger one (it then fails to parse and shows as
@@ -23,12 +23,34 @@ MAX_HEARTBEAT = 16 * 1024
 MAX_GATEWAYS = 10_000
 
 
+class BoundedInbox:
+    """The newest payload per topic, within the bounds above; an empty payload clears a topic."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.messages: dict[str, bytes] = {}
+
+    def put(self, topic: str, payload: bytes | bytearray) -> bool:
+        """False when the message was not kept (a new topic past ``MAX_GATEWAYS``)."""
+        with self.lock:
+            if not payload:
+                self.messages.pop(topic, None)
+                return True
+            if topic not in self.messages and len(self.messages) >= MAX_GATEWAYS:
+                return False
+            self.messages[topic] = bytes(payload[: MAX_HEARTBEAT + 1])
+            return True
+
+    def snapshot(self) -> dict[str, bytes]:
+        with self.lock:
+            return dict(self.messages)
+
+
 def collect_retained(url: str, window: float = 2.0, quiet: float = 0.5) -> dict[str, bytes]:
     """Newest payload per status topic: stops ``quiet`` s after the last message, at most
     ``window`` s after the subscription is acknowledged. Empty payloads (cleared) are dropped."""
     host, port = parse_broker_url(url)
-    messages: dict[str, bytes] = {}
-    lock = threading.Lock()
+    inbox = BoundedInbox()
     subscribed = threading.Event()
     last = [time.monotonic()]
     client = mqtt.Client(
@@ -40,10 +62,8 @@ def collect_retained(url: str, window: float = 2.0, quiet: float = 0.5) -> dict[
         subscribed.set()
 
     def on_message(_c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
-        with lock:
-            if message.topic in messages or len(messages) < MAX_GATEWAYS:
-                messages[message.topic] = bytes(message.payload[: MAX_HEARTBEAT + 1])
-            last[0] = time.monotonic()
+        inbox.put(message.topic, message.payload)
+        last[0] = time.monotonic()
 
     client.on_subscribe = on_subscribe
     client.on_message = on_message
@@ -63,5 +83,4 @@ def collect_retained(url: str, window: float = 2.0, quiet: float = 0.5) -> dict[
         with contextlib.suppress(Exception):
             client.disconnect()
         client.loop_stop()
-    with lock:
-        return {topic: payload for topic, payload in messages.items() if payload}
+    return inbox.snapshot()

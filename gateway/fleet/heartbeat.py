@@ -76,9 +76,32 @@ def heartbeat_body(snapshot: StatusSnapshot, sent_at: float) -> dict[str, Any]:
         "clock_synced": bool(clock.get("synced", False)),
         "sources": {str(name): bool(s.get("connected")) for name, s in sources.items()},
         "errors": sorted(str(k) for k in details.get("last_error", {})),
+        "last_error": _last_error(details.get("last_error", {})),
+        **_storage_summary(details.get("storage", {})),
         "sent_at": int(sent_at),
         "online": True,
     }
+
+
+# A heartbeat stays a few hundred bytes whatever a component's error says: the fleet page shows
+# one line per gateway, and the collector drops (shows as UNSIGNED) anything over 16 KiB.
+_ERROR_CHARS = 160
+
+
+def _last_error(errors: Mapping[str, Any]) -> str | None:
+    """The first component's error as one short line (``errors`` lists them all by name)."""
+    for name in sorted(errors):
+        text = " ".join(str(errors[name]).split())
+        return f"{name}: {text}"[:_ERROR_CHARS]
+    return None
+
+
+def _storage_summary(storage: Mapping[str, Any]) -> dict[str, Any]:
+    """Proof failures and spend: amounts as decimal strings (attoFIL overflows DAG-CBOR's u64)."""
+    nodes = storage.get("nodes", [])
+    failures = sum(int(n.get("proofs_failed", 0)) for n in nodes if isinstance(n, Mapping))
+    spent = storage.get("fil", {}).get("spent", 0) if storage.get("enabled") else 0
+    return {"proof_failures": failures, "spent_attofil": str(int(spent))}
 
 
 def offline_body(gateway_id: str, public_key: str, since: float) -> dict[str, Any]:

@@ -9,8 +9,9 @@ topic. Anything else, however garbled, is shown as UNSIGNED and never raises::
     verified, online=true                        -> ONLINE
     anything else                                -> UNSIGNED  (reason says why)
 
-A valid signature proves which key sent a heartbeat, not that the key belongs to that gateway;
-pin keys (e.g. from ``depin-gateway status``) where that matters.
+A valid signature proves which key sent a heartbeat, not that the key belongs to that gateway:
+``gateway.fleet.pins`` then turns a verified entry signed by a key other than the pinned one
+into KEY CHANGED (and drops its body).
 """
 
 from __future__ import annotations
@@ -20,16 +21,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.fleet.heartbeat import HEARTBEAT_KIND
-from gateway.ingest.payload import loads_bounded
+from gateway.jsonsafe import loads_bounded
 from gateway.market.messages import open_signed
 
-__all__ = ["FleetEntry", "classify", "classify_all", "gateway_id_from_topic", "render_table"]
+__all__ = [
+    "KEY_CHANGED",
+    "STATES",
+    "FleetEntry",
+    "classify",
+    "classify_all",
+    "gateway_id_from_topic",
+    "render_table",
+]
 
 ONLINE, OFFLINE, STALE, UNSIGNED = "ONLINE", "OFFLINE", "STALE", "UNSIGNED"
+KEY_CHANGED = "KEY CHANGED"  # set by gateway.fleet.pins: verified, but not by the pinned key
+STATES = (ONLINE, OFFLINE, STALE, UNSIGNED, KEY_CHANGED)
 DEFAULT_STALE_S = 180.0  # three default heartbeat intervals
 _SHOWN = ("readings_total", "spool_pending", "batches_sealed", "batches_durable", "quarantined",
           "backpressure", "ledger_head", "version", "uptime_s", "clock_synced", "sources",
-          "errors", "sent_at", "since", "public_key")  # fmt: skip
+          "errors", "sent_at", "since", "public_key", "last_error", "proof_failures",
+          "spent_attofil")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +53,15 @@ class FleetEntry:
     age_s: float | None = None
     reason: str = ""
     body: Mapping[str, Any] = field(default_factory=dict)
+    pinned_key: str | None = None  # the key the fleet trusts for this id, when pinned
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"gateway_id": self.gateway_id, "state": self.state}
         data["age_s"] = None if self.age_s is None else round(self.age_s, 1)
         if self.reason:
             data["reason"] = self.reason
+        if self.pinned_key is not None:
+            data["pinned_key"] = self.pinned_key
         return data | {k: self.body[k] for k in _SHOWN if k in self.body}
 
 

@@ -265,8 +265,8 @@ def type_hash(primary: str) -> bytes:
 
 def digest(domain: Domain, message: Message) -> bytes:
     """keccak256(0x1901 ‖ domainSeparator ‖ hashStruct(message)): what ECDSA signs."""
-    from gateway.chain.ethlib import load_eth_account
     from gateway.chain.keccak import keccak256
+    from gateway.keys.ethlib import load_eth_account
 
     load_eth_account()
     from eth_account.messages import encode_typed_data

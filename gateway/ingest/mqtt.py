@@ -28,8 +28,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from gateway.config import MqttConfig
-from gateway.dedup import mqtt_key
 from gateway.errors import ConfigError
+from gateway.ingest.dedup import mqtt_key
 from gateway.ingest.mqtt_codec import Publish, encode_puback, encode_pubrec
 from gateway.ingest.mqtt_conn import ConnectOptions, MqttConnection
 from gateway.ingest.payload import validate_payload

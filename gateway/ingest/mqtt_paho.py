@@ -39,8 +39,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.config import MqttConfig
-from gateway.dedup import mqtt_key
 from gateway.errors import ConfigError
+from gateway.ingest.dedup import mqtt_key
 from gateway.ingest.mqtt import MqttStats
 from gateway.ingest.payload import validate_payload
 from gateway.ingest.sink import IngestSink

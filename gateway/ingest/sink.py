@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.budget import DiskBudget
 from gateway.clock import Clock
-from gateway.dedup import DedupWindow
 from gateway.errors import StorageError
+from gateway.ingest.budget import DiskBudget
+from gateway.ingest.dedup import DedupWindow
 from gateway.spool import Spool
 from gateway.supervise import SupervisedThread, spawn
 

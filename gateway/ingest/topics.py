@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gateway.config_model import TopicRule
+from gateway.config.model import TopicRule
 
 __all__ = ["FormatTable", "topic_matches"]
 

@@ -15,6 +15,14 @@ over the body it received (never trusting the client's), checks the signature, t
 is within ``max_skew`` seconds of its clock, and that the nonce was not seen in that window.
 The verified ``keyid`` is the client's identity: any key may deal (permissionless), but only the
 key that made a deal may act on it.
+
+Verification accepts every form RFC 9421 allows for that: any label (several signatures: the
+first label in ``Signature-Input`` that ``Signature`` also has is checked), components in any
+order and more of them (derived ``@method @path @query @authority``, and header fields), any
+parameter order, ``expires`` (refused once passed), ``alg`` optional (``ed25519`` if given),
+``nonce`` optional (without one, the signature itself is the replay key). Required: ``created``,
+``keyid``, and coverage of ``@method``, ``@path``, ``content-digest`` and ``@query`` when the
+request has a query. Structured-field parsing: ``sfv``.
 """
 
 from __future__ import annotations
@@ -30,15 +38,12 @@ from nacl.signing import SigningKey, VerifyKey
 
 from gateway.errors import InputError, KeyMaterialError
 from gateway.keys import format_gateway_public, parse_gateway_public
+from gateway.market.sfv import SignatureInput, parse_signature_inputs, parse_signatures
 
 __all__ = ["ReplayCache", "content_digest", "sign_request", "verify_request"]
 
 LABEL = "sig1"
-_PARAMS = re.compile(
-    r'^sig1=\((?P<components>[^)]*)\);created=(?P<created>[0-9]{1,15});keyid="(?P<keyid>[^"]+)";'
-    r'nonce="(?P<nonce>[A-Za-z0-9_-]{8,64})";alg="ed25519"$'
-)
-_SIGNATURE = re.compile(r"^sig1=:(?P<b64>[A-Za-z0-9+/=]+):$")
+_NONCE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
 def _fail(reason: str) -> InputError:
@@ -119,6 +124,59 @@ class ReplayCache:
         """Called after an entry is added; persistent caches write it down."""
 
 
+def _required(query: str) -> set[str]:
+    return {"@method", "@path", "content-digest", *(["@query"] if query else [])}
+
+
+def _component_value(
+    name: str, method: str, path: str, query: str, lower: Mapping[str, str], digest: str
+) -> str:
+    derived = {"@method": method.upper(), "@path": path, "@query": "?" + query,
+               "content-digest": digest}  # fmt: skip
+    if name in derived:
+        return derived[name]
+    if name == "@authority" and "host" in lower:
+        return lower["host"].strip().lower()
+    if not name.startswith("@") and name in lower:
+        return lower[name].strip()
+    raise _fail(f"signature covers {name!r}, which this request does not have")
+
+
+def _choose(lower: Mapping[str, str]) -> tuple[SignatureInput, bytes]:
+    signature_input = lower.get("signature-input")
+    signature = lower.get("signature")
+    if not signature_input or not signature:
+        raise _fail("unsigned request: Signature-Input and Signature headers are required")
+    try:
+        inputs = parse_signature_inputs(signature_input)
+        signatures = parse_signatures(signature)
+    except ValueError as exc:
+        raise _fail(f"malformed Signature-Input or Signature header: {exc}") from None
+    for member in inputs:
+        if member.label in signatures:
+            return member, signatures[member.label]
+    raise _fail("no label of Signature-Input has a Signature")
+
+
+def _check_params(member: SignatureInput, query: str, now: int, max_skew: int) -> int:
+    missing = _required(query) - set(member.components)
+    if missing:
+        raise _fail(f"signature must cover {' '.join(sorted(missing))}")
+    created, expires = member.params.get("created"), member.params.get("expires")
+    alg = member.params.get("alg", "ed25519")
+    if not isinstance(created, int) or isinstance(created, bool):
+        raise _fail("signature parameter created (an integer) is required")
+    if not isinstance(member.params.get("keyid"), str):
+        raise _fail("signature parameter keyid (a string) is required")
+    if alg != "ed25519":
+        raise _fail(f"alg {alg!r} is not ed25519")
+    if abs(now - created) > max_skew:
+        raise _fail(f"signature created {now - created:+d} s from now (allowed ±{max_skew} s)")
+    if expires is not None and (not isinstance(expires, int) or now > expires):
+        raise _fail("signature expired (expires has passed)")
+    return created
+
+
 def verify_request(
     method: str,
     path: str,
@@ -140,34 +198,30 @@ def verify_request(
     ``gateway/node``), so the client's hash is never trusted, only checked.
     """
     lower = {k.lower(): v for k, v in headers.items()}
-    signature_input = lower.get("signature-input")
-    signature = lower.get("signature")
-    if not signature_input or not signature:
-        raise _fail("unsigned request: Signature-Input and Signature headers are required")
-    params_match = _PARAMS.match(signature_input)
-    signature_match = _SIGNATURE.match(signature)
-    if params_match is None or signature_match is None:
-        raise _fail("malformed Signature-Input or Signature header")
-    expected = " ".join(f'"{c}"' for c in _components(query))
-    if params_match["components"] != expected:
-        raise _fail(f"signature must cover {expected}")
-    created = int(params_match["created"])
-    if abs(now - created) > max_skew:
-        raise _fail(f"signature created {now - created:+d} s from now (allowed ±{max_skew} s)")
+    member, raw = _choose(lower)
+    created = _check_params(member, query, now, max_skew)
     digest = content_digest(body) if body_digest is None else body_digest
     claimed = lower.get("content-digest")
     if claimed is not None and claimed != digest:
         raise _fail("Content-Digest does not match the body")
     try:
-        key = parse_gateway_public(params_match["keyid"])
-        raw = base64.b64decode(signature_match["b64"], validate=True)
-    except (KeyMaterialError, ValueError) as exc:
-        raise _fail(f"bad keyid or signature encoding: {exc}") from None
-    params = signature_input.removeprefix(f"{LABEL}=")
+        key = parse_gateway_public(str(member.params["keyid"]))
+    except KeyMaterialError as exc:
+        raise _fail(f"bad keyid: {exc}") from None
+    lines = [
+        f'"{name}": {_component_value(name, method, path, query, lower, digest)}'
+        for name in member.components
+    ]
+    lines.append(f'"@signature-params": {member.serialized}')
     try:
-        key.verify(_base(method, path, query, digest, params), raw)
+        key.verify("\n".join(lines).encode(), raw)
     except (BadSignatureError, ValueError):
         raise _fail("signature does not verify") from None
     keyid = format_gateway_public(key)  # one spelling per key, whatever the header said
-    replay.check_and_add(keyid, params_match["nonce"], created, now, max_skew)
+    nonce = member.params.get("nonce")
+    if nonce is None:  # the signature itself: an identical request is a replay
+        nonce = base64.urlsafe_b64encode(hashlib.sha256(raw).digest()[:24]).decode()
+    if not isinstance(nonce, str) or not _NONCE.match(nonce):
+        raise _fail("nonce must be 8..64 characters of A-Z a-z 0-9 _ -")
+    replay.check_and_add(keyid, nonce, created, now, max_skew)
     return key

@@ -16,7 +16,7 @@ import json
 from typing import Any
 
 from gateway.errors import InputError
-from gateway.ingest.payload import json_problem
+from gateway.jsonsafe import json_problem
 
 __all__ = ["MAX_DEPTH", "MAX_NUMBER_DIGITS", "MAX_STRING", "parse_json_object"]
 

@@ -11,18 +11,22 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from gateway.config_checks import check_path, parse_host_port, parse_http_url, parse_mqtt_url
-from gateway.config_table import Table, parse_toml, toml_string
+from gateway.chain.address import parse_address
+from gateway.config.checks import check_path, parse_host_port, parse_http_url, parse_mqtt_url
+from gateway.config.table import Table, parse_toml, toml_string
 from gateway.errors import ConfigError
 from gateway.market.epoch import EPOCH_SECONDS
+from gateway.node.config_template import NODE_TEMPLATE
 
 __all__ = [
     "NODE_TEMPLATE",
+    "ChainSettings",
     "NodeConfig",
     "load_node_config",
     "node_config_from_string",
     "render_node_config",
 ]
+# re-exported: NODE_TEMPLATE lives in config_template
 
 _KEYS = (
     "listen",
@@ -56,8 +60,27 @@ _KEYS = (
     "header_timeout",
     "body_timeout",
     "max_connections",
+    "unclaimed_keep",
+    "max_unclaimed",
+    "max_unclaimed_per_address",
+    "chain_rpc",
+    "chain_id",
+    "pdp_verifier",
+    "wallet",
+    "record_keepers",
 )
 _MAX_PIECE = 1 << 40  # 1 TiB padded: far beyond anything a Pi-class node stores
+
+
+@dataclass(frozen=True, slots=True)
+class ChainSettings:
+    """``chain_rpc`` and friends: the chain the data-set routes send transactions to."""
+
+    rpc: str
+    chain_id: int | None  # checked against eth_chainId at start when set
+    pdp_verifier: str  # EIP-55
+    wallet: Path  # the provider's secp256k1 key file (gateway.chain.wallet), pays the gas
+    record_keepers: tuple[str, ...]  # allowed recordKeeper addresses (EIP-55), at least one
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +122,10 @@ class NodeConfig:
     header_timeout: float  # connect (or previous response) to a complete request head
     body_timeout: float  # longest wait for the next bytes of a request body
     max_connections: int  # lowered at start to fit the process's file-descriptor limit
+    unclaimed_keep: float  # an upload no deal or data set claims is deleted this long after
+    max_unclaimed: int  # bytes of unclaimed uploads (parked or arriving), node-wide
+    max_unclaimed_per_address: int
+    chain: ChainSettings | None = None  # None: not a FOC provider (data-set routes answer 501)
 
     def with_changes(self, **changes: object) -> NodeConfig:
         """A copy with some fields replaced (tests)."""
@@ -168,7 +195,40 @@ def _abuse(t: Table, capacity: int) -> dict[str, object]:
         "header_timeout": _bounded_duration(t, "header_timeout", "10s", 0.05, 300),
         "body_timeout": _bounded_duration(t, "body_timeout", "30s", 0.05, 3600),
         "max_connections": t.integer("max_connections", 512, 4, 65_536),
+        "unclaimed_keep": _bounded_duration(t, "unclaimed_keep", "2h", 1, 30 * 86_400),
+        "max_unclaimed": _share(t, "max_unclaimed", capacity // 4, capacity),
+        "max_unclaimed_per_address": _share(t, "max_unclaimed_per_address", 1 << 30, capacity),
     }
+
+
+def _address(t: Table, name: str, value: str) -> str:
+    return parse_address(value, t.key(name))  # ConfigError naming the key
+
+
+def _chain(t: Table, base: Path) -> ChainSettings | None:
+    """The optional chain keys: chain_rpc, pdp_verifier, wallet and record_keepers, or none."""
+    rpc, verifier, wallet = (t.optional_string(k) for k in ("chain_rpc", "pdp_verifier", "wallet"))
+    if rpc is None and verifier is None and wallet is None:
+        return None
+    for name, value in (("chain_rpc", rpc), ("pdp_verifier", verifier), ("wallet", wallet)):
+        if not value:
+            raise ConfigError(
+                t.key(name), "is required with the other chain keys",
+                "set chain_rpc, pdp_verifier and wallet together, or none of them",
+            )  # fmt: skip
+    assert rpc is not None and verifier is not None and wallet is not None
+    rpc = parse_http_url(t.key("chain_rpc"), rpc)
+    chain_id = t.integer("chain_id", 0, 0, 2**63) or None
+    keepers = tuple(_address(t, "record_keepers", k) for k in t.strings("record_keepers", ()))
+    if not keepers or "0x" + "00" * 20 in keepers:
+        # each data set costs the provider PDPVerifier's sybil fee: as in Curio, a public
+        # caller may only name record keepers that check the payer's signature (FWSS)
+        raise ConfigError(
+            t.key("record_keepers"), "must name the record keepers clients may use",
+            'e.g. record_keepers = ["<FWSS proxy address>"] (never the zero address)',
+        )  # fmt: skip
+    wallet_path = check_path(t.key("wallet"), wallet, base).resolve()
+    return ChainSettings(rpc, chain_id, _address(t, "pdp_verifier", verifier), wallet_path, keepers)
 
 
 def _identity(t: Table, base: Path) -> tuple[Path, Path, str | None]:
@@ -244,6 +304,7 @@ def _node(data: dict[str, object], base: Path) -> NodeConfig:
         upload_rate=t.size("upload_rate", "64MiB", minimum=1024),
         upload_burst=t.size("upload_burst", "128MiB", minimum=1024),
         **_abuse(t, capacity),  # type: ignore[arg-type]
+        chain=_chain(t, base),
     )
 
 
@@ -269,64 +330,6 @@ def load_node_config(path: str | Path) -> NodeConfig:
             "", f"cannot read {path}: {exc}", "check the path and permissions"
         ) from None
     return node_config_from_string(text, path)
-
-
-NODE_TEMPLATE = """\
-# depin-gateway storage node. Docs: gateway/node/API.md and README "Running a storage node".
-# Sizes like "10GiB", durations like "5m" / "540d". Amounts are integer attoFIL.
-
-[node]
-# Where the HTTP API listens. Keep it on loopback behind a reverse proxy, or open it on purpose.
-listen = {listen}
-# The URL clients reach this node at (goes into the signed ask). Default: http://<listen>.
-# public_url = "https://node.example.org"
-# Pieces, deal records and the node identity key live here.
-data_dir = {data_dir}
-# The provider identity (Ed25519, mode 0600, created by `node init`, never overwritten).
-identity = "node.key"
-# Disk space offered to clients (padded piece bytes).
-capacity = "10GiB"
-# Price in attoFIL per GiB (padded) per epoch (30 s).
-price = 1000000
-# Padded piece sizes accepted (powers of two).
-min_piece_size = "128B"
-max_piece_size = "64MiB"
-# Deal durations accepted, and how far ahead a deal may start (its upload deadline).
-min_duration = "1h"
-max_duration = "540d"
-max_start_delay = "7d"
-# Accepted deals per client still waiting for their upload (they reserve space).
-max_pending_deals = 64
-# Announce the signed ask, retained, on the fleet broker (optional).
-# fleet_broker = "mqtt://127.0.0.1:1883"
-# provider_id = "my-node"          # default: first 16 hex digits of the provider key
-announce_interval = "5m"
-ask_ttl = "1h"
-# How often expired deals are garbage-collected.
-gc_interval = "5m"
-# Allowed clock difference for signed requests.
-max_skew = "300s"
-# Leaves per proof request.
-max_prove_leaves = 64
-# Per-client limits: requests per second (and burst), upload bytes per second (and burst).
-rate_requests = 50
-rate_burst = 200
-upload_rate = "64MiB"
-upload_burst = "128MiB"
-# Reservations (API.md "Capacity under abuse"): an accepted deal's space is held this long
-# waiting for its upload unless vouchers pay for it; caps per key, per address, and unpaid in all.
-reservation_ttl = "10m"
-# max_reserved_per_client = "1GiB"
-# max_reserved_per_address = "2GiB"
-# max_unpaid_reserved = "5GiB"     # default: half of capacity
-# An active deal whose vouchers lag its price by more than this is ended.
-payment_grace = "3d"
-# Connections: a request head must arrive within header_timeout of connecting (or of the previous
-# response), body bytes within body_timeout; at most max_connections (fitted to LimitNOFILE).
-header_timeout = "10s"
-body_timeout = "30s"
-max_connections = 512
-"""
 
 
 def render_node_config(data_dir: Path, listen: str | None = None) -> str:

@@ -42,6 +42,15 @@ class LifecycleOps:
     async def _activate(self, cid: str) -> None:
         raise NotImplementedError
 
+    def dataset_claims(self) -> set[str]:
+        raise NotImplementedError
+
+    async def forget_parked(self, cid: str) -> None:
+        raise NotImplementedError
+
+    async def collect_unclaimed(self) -> dict[str, int]:
+        raise NotImplementedError
+
     async def recover(self) -> None:
         """After a restart: deals whose piece arrived just before a crash become active."""
         async with self._lock:
@@ -91,13 +100,16 @@ class LifecycleOps:
         return len(old)
 
     async def collect_garbage(self) -> dict[str, int]:
-        """Fail overdue uploads, end expired or unpaid deals, delete pieces no live deal holds."""
+        """Fail overdue uploads, end expired or unpaid deals, delete pieces no live deal or data
+        set holds, and uploads nobody claimed within ``unclaimed_keep``."""
         async with self._lock:
             epoch = self.epoch()
             changed = await self._end_deals(epoch)
             changed["failed"] += await self._lapse_reservations(epoch)
             changed["forgotten"] += await self._forget_failed(epoch)
+            changed.update(await self.collect_unclaimed())
             live = {d.piece_cid for d in self.deals.values() if d.state in LIVE}
+            live |= self.dataset_claims()
             for record in list(self.deals.values()):
                 if record.state is not DealState.EXPIRED:
                     continue
@@ -106,6 +118,7 @@ class LifecycleOps:
                     await asyncio.to_thread(self.store.delete_piece, cid)
                     self.trees.forget(cid)
                     del self.pieces[cid]
+                    await self.forget_parked(cid)
                     changed["pieces_deleted"] += 1
                 await self._save(record.advance(DealEvent.GC, epoch))
                 changed["removed"] += 1

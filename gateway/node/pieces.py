@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.errors import InputError
 from gateway.node.client_error import ClientError, parse_piece_v2
@@ -70,10 +70,10 @@ class PieceOps:
     def epoch(self) -> int:
         raise NotImplementedError
 
-    @staticmethod
-    def refuse(error: ClientError) -> ClientError:
-        """Marks a refusal (the HTTP layer counts them by code in ``refusals``)."""
-        return error
+    if TYPE_CHECKING:  # AuthOps
+
+        @staticmethod
+        def refuse(error: ClientError) -> ClientError: ...
 
     def reserving(self, record: DealRecord) -> bool:
         raise NotImplementedError
@@ -104,20 +104,15 @@ class PieceOps:
         return cid, self.pieces[cid]
 
     def pdp_piece(self, text: Any, client: str) -> str | None:
-        """``None`` if the piece is held, else the upload path of the client's pending deal."""
+        """``None`` if the piece is held, the upload path of the client's pending deal for it,
+        or ``""`` when it has none (the upload is then a public one: ``public``)."""
         cid, _ = parse_piece_v2(text)
         if cid in self.pieces:
             return None
         for record in self.deals.values():
             if (record.client, record.piece_cid, record.state) == (client, cid, DealState.ACCEPTED):
                 return record.upload_url
-        raise self.refuse(
-            ClientError(
-                402,
-                "no_deal",
-                "no accepted deal of yours for this piece; POST /market/v1/deals first",
-            )
-        )
+        return ""
 
     def upload_deal(self, upload_id: str) -> DealRecord:
         for record in self.deals.values():

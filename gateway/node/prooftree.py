@@ -19,6 +19,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from gateway.errors import InputError, StorageError
+from gateway.fs import write_atomic
 from gateway.piece.commp import PieceInfo, unpadded_size
 from gateway.piece.merkle import (
     NODE_SIZE,
@@ -29,7 +30,6 @@ from gateway.piece.merkle import (
     subtree_root,
     tree_layers,
 )
-from gateway.spool.wal import write_atomic
 
 __all__ = ["LeafProof", "ProofTrees"]
 

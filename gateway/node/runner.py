@@ -20,6 +20,7 @@ from nacl.signing import SigningKey
 from gateway.errors import GatewayError
 from gateway.keys import load_identity
 from gateway.node.announce import Announcer
+from gateway.node.chainport import PdpChain
 from gateway.node.config import NodeConfig
 from gateway.node.connections import ConnectionGuard
 from gateway.node.quietlog import quiet_third_party_logs
@@ -32,15 +33,20 @@ __all__ = ["NodeThread", "RunningNode", "serve", "start_node"]
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 _FD_RESERVE = 64  # descriptors kept for piece files, the replay log, threads and the broker
+# asyncio accepts up to ``backlog`` connections in one go before any evicted one's descriptor is
+# closed (that happens on a later loop turn): the cap leaves room for a whole batch, else accept()
+# hits EMFILE and asyncio logs an ERROR and stops accepting for a second.
+_BACKLOG = 32
 
 
 def connection_cap(configured: int) -> int:
     """``max_connections``, lowered to fit the soft ``RLIMIT_NOFILE`` (systemd LimitNOFILE):
     past it accept() fails with EMFILE in a loop and nobody gets in."""
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or configured <= soft - _FD_RESERVE:
+    room = soft - _FD_RESERVE - _BACKLOG
+    if soft == resource.RLIM_INFINITY or configured <= room:
         return configured
-    fitted = max(4, soft - _FD_RESERVE)
+    fitted = max(4, room)
     log.warning(
         "max_connections %d lowered to %d to fit the file limit %d (raise LimitNOFILE)",
         configured, fitted, soft,
@@ -79,6 +85,8 @@ async def _gc_loop(service: NodeService) -> None:
     while True:
         await asyncio.sleep(service.config.gc_interval)
         try:
+            if service.chain is not None:
+                await service.settle_pending()
             await service.collect_garbage()
         except GatewayError as exc:
             log.error("deal garbage collection failed: %s", exc)
@@ -89,9 +97,16 @@ async def start_node(
     clock: Clock = time.time,
     monotonic: Clock = time.monotonic,
     key: SigningKey | None = None,
+    chain: PdpChain | None = None,
 ) -> RunningNode:
-    """Start serving ``config`` (``listen`` may use port 0); ``key`` defaults to the key file."""
-    service = NodeService(config, key or load_identity(config.identity), clock, monotonic)
+    """Start serving ``config`` (``listen`` may use port 0); ``key`` defaults to the key file;
+    ``chain``: the data-set routes' port (tests inject a fake); by default the real one when
+    ``[node] chain_rpc`` is set, else none (the data-set routes answer 501)."""
+    if chain is None and config.chain is not None:
+        from gateway.node.chain_pdp import connect  # eth-account only for FOC providers
+
+        chain = await asyncio.to_thread(connect, config.chain)
+    service = NodeService(config, key or load_identity(config.identity), clock, monotonic, chain)
     await service.recover()
     limiter = quiet_third_party_logs()
     guard = ConnectionGuard(connection_cap(config.max_connections), config.header_timeout, limiter)
@@ -103,7 +118,7 @@ async def start_node(
     assert handlers is not None  # set by setup()
     try:
         server = await asyncio.get_running_loop().create_server(
-            guard.factory(handlers), config.host, config.port, reuse_address=True
+            guard.factory(handlers), config.host, config.port, reuse_address=True, backlog=_BACKLOG
         )
     except OSError as exc:
         await runner.cleanup()

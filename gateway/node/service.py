@@ -22,15 +22,18 @@ from nacl.signing import SigningKey
 from gateway.errors import InputError, KeyMaterialError
 from gateway.keys import format_gateway_public
 from gateway.market.epoch import epoch_at, epochs_for
-from gateway.market.httpsig import verify_request
 from gateway.market.messages import Ask, DealAcceptance, DealProposal, Voucher
+from gateway.node.auth import AuthOps
+from gateway.node.chainport import PdpChain
 from gateway.node.client_error import ClientError, provider_id_for
 from gateway.node.config import NodeConfig
+from gateway.node.datasets import DataSetOps
 from gateway.node.deals import DealEvent, DealRecord, DealState, apply_voucher
 from gateway.node.lifecycle import LifecycleOps
 from gateway.node.pieces import PieceOps
 from gateway.node.policy import DealTerms, judge
 from gateway.node.prooftree import ProofTrees
+from gateway.node.public import PublicUploadOps
 from gateway.node.ratelimit import RateLimiter
 from gateway.node.replaylog import PersistentReplayCache
 from gateway.node.reservations import (
@@ -40,7 +43,8 @@ from gateway.node.reservations import (
     holding,
     is_reserving,
 )
-from gateway.node.store import PieceStore
+from gateway.node.store import PieceStore, UploadFile
+from gateway.node.unclaimed import Parked, UnclaimedLimits, UploadSession
 from gateway.piece.commp import PieceInfo
 
 __all__ = ["ClientError", "NodeService", "provider_id_for"]
@@ -58,15 +62,38 @@ class Rejection:
     reason: str
 
 
-class NodeService(PieceOps, LifecycleOps):
+def _limits(config: NodeConfig) -> tuple[ReservationLimits, UnclaimedLimits]:
+    """What deal reservations and uploads without a deal may hold (from ``[node]``)."""
+    reservations = ReservationLimits(
+        ttl=config.reservation_ttl,
+        per_client=config.max_reserved_per_client,
+        per_address=config.max_reserved_per_address,
+        unpaid_total=config.max_unpaid_reserved,
+        grace_epochs=epochs_for(config.payment_grace),
+        per_address_deals=4 * config.max_pending_deals,
+    )
+    unclaimed = UnclaimedLimits(
+        keep=config.unclaimed_keep,
+        session_ttl=config.reservation_ttl,
+        total=config.max_unclaimed,
+        per_address=config.max_unclaimed_per_address,
+        sessions_per_address=4 * config.max_pending_deals,
+    )
+    return reservations, unclaimed
+
+
+class NodeService(AuthOps, PieceOps, PublicUploadOps, DataSetOps, LifecycleOps):
     def __init__(
         self,
         config: NodeConfig,
         key: SigningKey,
         clock: Clock = time.time,
         monotonic: Clock = time.monotonic,
+        chain: PdpChain | None = None,
     ) -> None:
+        """``chain``: the data-set routes' port (``None``: they answer 501)."""
         self.config = config
+        self.chain = chain
         self.key = key
         self.provider = format_gateway_public(key.verify_key)
         self.provider_id = config.provider_id or provider_id_for(self.provider)
@@ -78,6 +105,11 @@ class NodeService(PieceOps, LifecycleOps):
         self.pieces: dict[str, PieceInfo] = self.store.scan_pieces()
         self.deals: dict[str, DealRecord] = {d.deal_id: d for d in self.store.load_deals()}
         self.uploading: set[str] = set()
+        self.sessions: dict[str, UploadSession] = {}
+        self.finished: dict[str, tuple[UploadFile, PieceInfo]] = {}
+        self.parked: dict[str, Parked] = self.store.load_parked()
+        self.txs = self.load_txs()
+        self.retrieved: dict[str, float] = {}  # piece -> last full read (unix), piece status
         self.rejected: OrderedDict[str, Rejection] = OrderedDict()
         self.replay = PersistentReplayCache(
             config.data_dir / "replay", config.max_skew, int(clock()), _REPLAY_ENTRIES
@@ -100,14 +132,7 @@ class NodeService(PieceOps, LifecycleOps):
             max_start_delay_epochs=epochs_for(config.max_start_delay),
             max_pending_deals=config.max_pending_deals,
         )
-        self.limits = ReservationLimits(
-            ttl=config.reservation_ttl,
-            per_client=config.max_reserved_per_client,
-            per_address=config.max_reserved_per_address,
-            unpaid_total=config.max_unpaid_reserved,
-            grace_epochs=epochs_for(config.payment_grace),
-            per_address_deals=4 * config.max_pending_deals,
-        )
+        self.limits, self.unclaimed_limits = _limits(config)
 
     # time, space, identity ------------------------------------------------------------------
 
@@ -130,7 +155,9 @@ class NodeService(PieceOps, LifecycleOps):
 
     @property
     def free_bytes(self) -> int:
-        return max(0, self.config.capacity - self.used_bytes - self.reserved_bytes)
+        """Capacity less what is stored, reserved by deals, and arriving without a deal."""
+        arriving = sum(s.counted for s in self.sessions.values())
+        return max(0, self.config.capacity - self.used_bytes - self.reserved_bytes - arriving)
 
     def ask(self) -> dict[str, Any]:
         """A freshly signed ask (seq grows with the clock, and by one at least)."""
@@ -146,58 +173,6 @@ class NodeService(PieceOps, LifecycleOps):
             expiry_epoch=self.epoch() + epochs_for(self.config.ask_ttl),
             seq=self._ask_seq,
         ).sign(self.key)
-
-    def authenticate(
-        self,
-        method: str,
-        path: str,
-        query: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        body_digest: str | None = None,
-    ) -> str:
-        """The verified client key (``ed25519:<hex>``) of an RFC 9421-signed request; 401 if not."""
-        try:
-            key = verify_request(
-                method,
-                path,
-                query,
-                headers,
-                body,
-                int(self.clock()),
-                self.replay,
-                self.config.max_skew,
-                body_digest=body_digest,
-            )
-        except InputError as exc:
-            reason = exc.reason
-            if "cache full" in reason:
-                raise self.refuse(ClientError(429, "rate_limited", reason, 5.0)) from None
-            code = (
-                "unsigned"
-                if reason.startswith("unsigned")
-                else "replayed"
-                if "replayed" in reason
-                else "stale"
-                if reason.startswith("signature created")
-                else "bad_signature"
-            )
-            raise self.refuse(ClientError(401, code, f"request signature: {reason}")) from None
-        client = format_gateway_public(key)
-        self.limit_requests(f"key:{client}")
-        return client
-
-    def limit_requests(self, who: str) -> None:
-        wait = self.requests.try_take(who, self.monotonic())
-        if wait > 0:
-            raise self.refuse(
-                ClientError(
-                    429,
-                    "rate_limited",
-                    f"too many requests; retry in {wait:.1f} s",
-                    retry_after=wait,
-                )
-            )
 
     async def _save(self, record: DealRecord) -> None:
         await asyncio.to_thread(self.store.save_deal, record)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,13 @@ def node_status(service: NodeService) -> dict[str, Any]:
         "free": service.free_bytes,
         "pieces": len(service.pieces),
         "uploads_in_progress": len(service.uploading),
+        "unclaimed": {
+            "pieces": len(unclaimed := service.unclaimed_parked()),
+            "bytes": sum(p.size for p in unclaimed),
+            "sessions": len(service.sessions),
+        },
+        "foc_provider": service.chain is not None,
+        "data_set_txs": dict(sorted(Counter(r.state.value for r in service.txs.values()).items())),
         "deals": service.deal_counts(),
         "earnings": service.earnings(),
         "rejected": dict(sorted(service.refusals.items())),
@@ -45,14 +53,19 @@ class _Collector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         s = self.status
-        for name, help_text in (
-            ("capacity", "Bytes offered (padded)"),
-            ("used", "Bytes stored (padded)"),
-            ("reserved", "Bytes reserved by deals awaiting upload"),
-            ("free", "Bytes free for new deals"),
-            ("pieces", "Pieces held"),
+        for name, metric, help_text in (
+            ("capacity", "capacity_bytes", "Bytes offered (padded)"),
+            ("used", "used_bytes", "Bytes stored (padded)"),
+            ("reserved", "reserved_bytes", "Bytes reserved by deals awaiting upload"),
+            ("free", "free_bytes", "Bytes free for new deals"),
+            ("pieces", "pieces", "Pieces held"),
         ):
-            yield GaugeMetricFamily(f"depin_node_{name}", help_text, value=s[name])
+            yield GaugeMetricFamily(f"depin_node_{metric}", help_text, value=s[name])
+        yield GaugeMetricFamily(
+            "depin_node_unclaimed_bytes",
+            "Bytes of parked uploads no deal or data set claims (padded)",
+            value=s["unclaimed"]["bytes"],
+        )
         deals = GaugeMetricFamily("depin_node_deals", "Deals by state", labels=["state"])
         for state, count in s["deals"].items():
             deals.add_metric([state], count)
@@ -66,7 +79,7 @@ class _Collector(Collector):
             "depin_node_vouchers", "Vouchers accepted", value=s["earnings"]["vouchers"]
         )
         rejected = CounterMetricFamily(
-            "depin_node_rejected", "Requests refused, by reason", labels=["reason"]
+            "depin_node_requests_rejected", "Requests refused, by reason", labels=["reason"]
         )
         for reason, count in s["rejected"].items():
             rejected.add_metric([reason], count)

@@ -7,6 +7,8 @@ Layout of ``data_dir`` (format version 1)::
     deals/<deal id>.json      one deal record each (deals.DealRecord), replaced atomically
     trees/<piece CID v2>.tree the piece's upper Merkle layers, a cache for proofs (prooftree)
     tmp/<uuid>.part           uploads in progress; deleted on start (never served)
+    parked/<piece CID v2>.json  a piece that arrived without a deal (unclaimed.Parked, v1)
+    datasets/<tx hash>.json   data-set transactions sent for clients (datasets.TxRecord, v1)
 
 A piece becomes visible only by ``rename`` of a fully written, fsynced, commP-verified temp file,
 so after ``kill -9`` or a power cut a piece file is either complete and correct or absent.
@@ -23,22 +25,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gateway.errors import InputError, StorageError
+from gateway.fs import fsync_dir, write_atomic
 from gateway.node.deals import DealRecord
+from gateway.node.unclaimed import Parked
 from gateway.piece.cid import piece_cid_v2, piece_info_from_v2
 from gateway.piece.commp import CommP, PieceInfo
-from gateway.spool.wal import write_atomic
 
 __all__ = ["PieceStore", "UploadFile"]
 
 log = logging.getLogger(__name__)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class UploadFile:
@@ -78,8 +73,11 @@ class PieceStore:
         self.deals_dir = data_dir / "deals"
         self.trees_dir = data_dir / "trees"
         self.tmp_dir = data_dir / "tmp"
+        self.parked_dir = data_dir / "parked"
+        self.datasets_dir = data_dir / "datasets"
+        dirs = (self.pieces_dir, self.deals_dir, self.trees_dir, self.tmp_dir, self.parked_dir)
         try:
-            for directory in (self.pieces_dir, self.deals_dir, self.trees_dir, self.tmp_dir):
+            for directory in (*dirs, self.datasets_dir):
                 directory.mkdir(parents=True, exist_ok=True)
             for leftover in self.tmp_dir.iterdir():  # uploads cut short by a crash
                 leftover.unlink()
@@ -118,14 +116,14 @@ class PieceStore:
         """Make a finished, verified upload the piece ``cid`` (atomic rename, then dir fsync)."""
         try:
             os.replace(upload.path, self.piece_path(cid))
-            _fsync_dir(self.pieces_dir)
+            fsync_dir(self.pieces_dir)
         except OSError as exc:
             raise StorageError(str(self.piece_path(cid)), f"cannot store piece: {exc}") from exc
 
     def delete_piece(self, cid: str) -> None:
         self.piece_path(cid).unlink(missing_ok=True)
         (self.trees_dir / f"{cid}.tree").unlink(missing_ok=True)
-        _fsync_dir(self.pieces_dir)
+        fsync_dir(self.pieces_dir)
 
     def read_range(self, cid: str, start: int, length: int) -> bytes:
         with open(self.piece_path(cid), "rb") as handle:
@@ -153,3 +151,46 @@ class PieceStore:
                 yield DealRecord.from_json(json.loads(path.read_bytes()))
             except (ValueError, InputError) as exc:
                 log.error("skipping damaged deal record %s: %s", path, exc)
+
+    # records of uploads without a deal, and of data-set transactions -----------------------
+
+    def save_record(self, directory: Path, name: str, data: dict[str, object]) -> None:
+        try:
+            write_atomic(directory / f"{name}.json", json.dumps(data, sort_keys=True).encode())
+        except OSError as exc:
+            raise StorageError(str(directory), f"cannot save {name}: {exc}") from exc
+
+    def delete_record(self, directory: Path, name: str) -> None:
+        try:
+            (directory / f"{name}.json").unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(str(directory), f"cannot delete {name}: {exc}") from exc
+
+    def load_records(self, directory: Path) -> Iterator[tuple[Path, dict[str, object]]]:
+        for leftover in directory.glob("*.tmp"):
+            leftover.unlink(missing_ok=True)
+        for path in sorted(directory.glob("*.json")):
+            try:
+                data = json.loads(path.read_bytes())
+            except ValueError as exc:
+                log.error("skipping damaged record %s: %s", path, exc)
+                continue
+            if isinstance(data, dict):
+                yield path, data
+
+    def save_parked(self, parked: Parked) -> None:
+        self.save_record(self.parked_dir, parked.piece_cid, parked.to_json())
+
+    def delete_parked(self, cid: str) -> None:
+        self.delete_record(self.parked_dir, cid)
+
+    def load_parked(self) -> dict[str, Parked]:
+        found: dict[str, Parked] = {}
+        for path, data in self.load_records(self.parked_dir):
+            try:
+                parked = Parked.from_json(data)
+            except InputError as exc:
+                log.error("skipping %s: %s", path, exc)
+                continue
+            found[parked.piece_cid] = parked
+        return found

@@ -227,17 +227,7 @@ class BatchHeader:
         plain, cipher = _map(obj, "plaintext"), _map(obj, "ciphertext")
         time = _get(obj, "time", list)
         _require(len(time) == 2, "time", "must be [first, last]")
-        sources: dict[str, tuple[int, int]] = {}
-        for source, rng in _map(obj, "sources").items():
-            _require(isinstance(rng, list) and len(rng) == 2, "sources", f"{source}: not a pair")
-            sources[source] = (_int(rng[0], "sources"), _int(rng[1], "sources"))
-        try:
-            keys = {
-                bytes(parse_owner_public(k)): _bytes(w, "keys")
-                for k, w in _map(obj, "keys").items()
-            }
-        except KeyMaterialError as exc:
-            raise HeaderFieldError("keys", str(exc)) from None
+        sources, keys = _sources(obj), _wrapped_keys(obj)
         _require(erasure.get("alg") == "zfec", "erasure", "unknown algorithm")
         rotation = None
         if "rotation" in obj:
@@ -247,17 +237,7 @@ class BatchHeader:
         _require(prev is None or isinstance(prev, Cid), "prev", "must be a link or null")
         fragments = _get(obj, "fragments", list)
         _require(all(isinstance(f, str) for f in fragments), "fragments", "must be CID text")
-        try:
-            params = ErasureParams(
-                _int(erasure.get("k"), "erasure"),
-                _int(erasure.get("m"), "erasure"),
-                _int(erasure.get("fragment_size"), "erasure"),
-                _int(erasure.get("length"), "erasure"),
-            )
-        except HeaderFieldError:
-            raise
-        except ValueError as exc:
-            raise HeaderFieldError("erasure", str(exc)) from None
+        params = _erasure(erasure)
         dictionary = comp.get("dict")
         _require(dictionary is None or isinstance(dictionary, str), "compression", "bad dict id")
         return cls(
@@ -280,6 +260,37 @@ class BatchHeader:
             fragments=tuple(fragments),
             rotation=rotation,
         )
+
+
+def _sources(obj: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
+    sources: dict[str, tuple[int, int]] = {}
+    for source, rng in _map(obj, "sources").items():
+        _require(isinstance(rng, list) and len(rng) == 2, "sources", f"{source}: not a pair")
+        sources[source] = (_int(rng[0], "sources"), _int(rng[1], "sources"))
+    return sources
+
+
+def _wrapped_keys(obj: Mapping[str, Any]) -> dict[bytes, bytes]:
+    try:
+        return {
+            bytes(parse_owner_public(k)): _bytes(w, "keys") for k, w in _map(obj, "keys").items()
+        }
+    except KeyMaterialError as exc:
+        raise HeaderFieldError("keys", str(exc)) from None
+
+
+def _erasure(erasure: Mapping[str, Any]) -> ErasureParams:
+    try:
+        return ErasureParams(
+            _int(erasure.get("k"), "erasure"),
+            _int(erasure.get("m"), "erasure"),
+            _int(erasure.get("fragment_size"), "erasure"),
+            _int(erasure.get("length"), "erasure"),
+        )
+    except HeaderFieldError:
+        raise
+    except ValueError as exc:
+        raise HeaderFieldError("erasure", str(exc)) from None
 
 
 def _get(obj: Mapping[str, Any], key: str, kind: type) -> Any:

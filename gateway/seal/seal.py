@@ -126,25 +126,10 @@ def seal_batch(
     data_key = crypto.new_data_key(random_bytes)
     ciphertext = crypto.encrypt(data_key, compressed, random_bytes)
     params, fragments = erasure.encode(ciphertext, k, m)
-    first, last, sources = summarize(readings)
-    header = BatchHeader(
-        gateway=bytes(identity.verify_key),
-        seq=seq,
-        prev=None if prev is None else Cid.parse(prev),
-        time_first_ns=first,
-        time_last_ns=last,
-        count=len(readings),
-        sources=sources,
-        codec=codec_name,
-        compression=Compression("zstd", zstd_level, dictionary.id if dictionary else None),
-        plaintext_sha256=hashlib.sha256(plaintext).digest(),
-        plaintext_size=len(plaintext),
-        ciphertext_sha256=hashlib.sha256(ciphertext).digest(),
-        wrapped_keys=crypto.wrap_data_key(data_key, owners),
-        erasure=params,
-        fragments=tuple(piece_cid_v2(commp(f)).encode() for f in fragments),
-        rotation=rotation,
-    )
+    compression = Compression("zstd", zstd_level, dictionary.id if dictionary else None)
+    wrapped = crypto.wrap_data_key(data_key, owners)
+    header = _header(readings, identity, seq, prev, codec_name, plaintext, ciphertext,
+                     compression, wrapped, params, fragments, rotation)  # fmt: skip
     signed = sign_header(header, identity)
     block = signed.block()
     stats = SealStats(
@@ -156,6 +141,41 @@ def seal_batch(
         fragment_bytes=sum(map(len, fragments)),
     )
     return SealedBatch(signed, tuple(fragments), block, signed.cid(), dictionary, stats)
+
+
+def _header(
+    readings: Sequence[Reading],
+    identity: SigningKey,
+    seq: int,
+    prev: Cid | bytes | str | None,
+    codec_name: str,
+    plaintext: bytes,
+    ciphertext: bytes,
+    compression: Compression,
+    wrapped_keys: dict[bytes, bytes],
+    params: erasure.ErasureParams,
+    fragments: Sequence[bytes],
+    rotation: KeyRotation | None,
+) -> BatchHeader:
+    first, last, sources = summarize(readings)
+    return BatchHeader(
+        gateway=bytes(identity.verify_key),
+        seq=seq,
+        prev=None if prev is None else Cid.parse(prev),
+        time_first_ns=first,
+        time_last_ns=last,
+        count=len(readings),
+        sources=sources,
+        codec=codec_name,
+        compression=compression,
+        plaintext_sha256=hashlib.sha256(plaintext).digest(),
+        plaintext_size=len(plaintext),
+        ciphertext_sha256=hashlib.sha256(ciphertext).digest(),
+        wrapped_keys=wrapped_keys,
+        erasure=params,
+        fragments=tuple(piece_cid_v2(commp(f)).encode() for f in fragments),
+        rotation=rotation,
+    )
 
 
 def check_fragments(

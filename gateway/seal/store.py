@@ -29,6 +29,7 @@ import threading
 from pathlib import Path
 
 from gateway.errors import IntegrityError, StorageError
+from gateway.fs import fsync_dir, write_new
 from gateway.piece.cid import Cid
 from gateway.piece.dagcbor import cid_for_dag_cbor
 from gateway.seal.seal import SealedBatch
@@ -40,25 +41,6 @@ VAULT_VERSION = 1
 _FORMAT = f"depin-vault {VAULT_VERSION}\n"
 _HEADER = "header.cbor"
 _TMP = ".tmp-"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Vault:
@@ -110,9 +92,9 @@ class Vault:
         if not self._check_format(missing_ok=True):
             tmp = self.path / (_TMP + "FORMAT")
             tmp.unlink(missing_ok=True)
-            _write_file(tmp, _FORMAT.encode())
+            write_new(tmp, _FORMAT.encode())
             tmp.rename(marker)
-            _fsync_dir(self.path)
+            fsync_dir(self.path)
         self._collect_garbage()
 
     def _collect_garbage(self) -> None:
@@ -125,7 +107,7 @@ class Vault:
             if trailing and not (entry / _HEADER).exists():
                 self._remove(entry)
         if self.collected:
-            _fsync_dir(self.path)
+            fsync_dir(self.path)
 
     def _remove(self, entry: Path) -> None:
         if entry.is_dir():
@@ -184,15 +166,15 @@ class Vault:
                 shutil.rmtree(tmp)
             tmp.mkdir(mode=0o700)
             for index, fragment in enumerate(batch.fragments):
-                _write_file(tmp / f"frag-{index}.bin", fragment)
+                write_new(tmp / f"frag-{index}.bin", fragment)
             if batch.dictionary is not None:
-                _write_file(tmp / f"dict-{batch.dictionary.id}.zdict", batch.dictionary.data)
-            _write_file(tmp / _HEADER, batch.header_block)
-            _fsync_dir(tmp)
+                write_new(tmp / f"dict-{batch.dictionary.id}.zdict", batch.dictionary.data)
+            write_new(tmp / _HEADER, batch.header_block)
+            fsync_dir(tmp)
             if final.exists():  # a damaged remnant with our number: it never held a header
                 shutil.rmtree(final)
             tmp.rename(final)
-            _fsync_dir(self.path)
+            fsync_dir(self.path)
         except OSError as exc:
             raise StorageError(str(final), f"cannot store batch: {exc.strerror}") from exc
         written = sum(len(f) for f in batch.fragments) + len(batch.header_block)
@@ -240,6 +222,6 @@ class Vault:
             if entry.name != _HEADER:
                 freed += entry.stat().st_size
                 entry.unlink()
-        _fsync_dir(directory)
+        fsync_dir(directory)
         with self._lock:
             self.bytes_used -= freed

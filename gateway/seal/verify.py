@@ -26,6 +26,8 @@ from nacl.signing import VerifyKey
 
 from gateway.errors import IntegrityError
 from gateway.piece.cid import Cid
+from gateway.seal.header import BatchHeader
+from gateway.seal.rotation import keys_by_batch
 from gateway.seal.seal import check_fragments, restore_ciphertext
 from gateway.seal.signed import SignedHeader
 from gateway.seal.store import Vault
@@ -134,54 +136,66 @@ def verify_chain(
     by_seq: dict[int, Cid] = {}
     for signed in headers:
         by_seq.setdefault(signed.seq, signed.cid())
-    key = gateway_key
+    keys = keys_by_batch(headers, gateway_key)
     fragments_checked = 0
     for signed in sorted(headers, key=lambda h: h.seq):
-        header, seq = signed.header, signed.seq
-        try:
-            signed.check_signature(key)
-        except IntegrityError as exc:
-            problems.append(exc)
-        if seq == 0 and header.prev is not None:
-            problems.append(IntegrityError(seq, "prev", "batch 0 must not link a previous batch"))
-        elif seq - 1 in by_seq and header.prev != by_seq[seq - 1]:
-            problems.append(
-                IntegrityError(
-                    seq, "prev", f"links {header.prev}, but batch {seq - 1} is {by_seq[seq - 1]}"
-                )
-            )
-        if header.rotation is not None:
-            if header.rotation.is_certified_by(key):
-                key = VerifyKey(header.rotation.new_key)
-            else:
-                problems.append(
-                    IntegrityError(seq, "rotation", "new key is not certified by the current key")
-                )
-        fragments = fragments_lookup(seq) if fragments_lookup else None
+        problems += _header_problems(signed, keys[signed.seq], by_seq)
+        fragments = fragments_lookup(signed.seq) if fragments_lookup else None
         if fragments:
             fragments_checked += len(fragments)
-            good, bad = check_fragments(header, fragments)
-            problems.extend(bad)
-            try:
-                restore_ciphertext(header, good)
-            except IntegrityError as exc:
-                problems.append(exc)
-    head = by_seq[max(by_seq)] if by_seq else None
+            problems += _fragment_problems(signed.header, fragments)
     if expected_head is not None:
-        wanted = Cid.parse(expected_head)
-        if wanted not in by_seq.values():
-            last = max(by_seq) if by_seq else "head"
-            problems.append(
-                IntegrityError(last, "head", f"no batch has the recorded head CID {wanted}")
-            )
+        problems += _head_problems(by_seq, Cid.parse(expected_head))
     problems.sort(key=lambda p: p.batch if isinstance(p.batch, int) else -1)
     return VerifyReport(
         checked=len(headers),
         last_seq=max(by_seq) if by_seq else None,
-        head=head,
+        head=by_seq[max(by_seq)] if by_seq else None,
         fragments_checked=fragments_checked,
         problems=tuple(problems),
     )
+
+
+def _header_problems(
+    signed: SignedHeader, key: VerifyKey, by_seq: dict[int, Cid]
+) -> list[IntegrityError]:
+    """Signature under the key the chain of rotations expects, the ``prev`` link, the rotation."""
+    header, seq = signed.header, signed.seq
+    problems = []
+    try:
+        signed.check_signature(key)
+    except IntegrityError as exc:
+        problems.append(exc)
+    if seq == 0 and header.prev is not None:
+        problems.append(IntegrityError(seq, "prev", "batch 0 must not link a previous batch"))
+    elif seq - 1 in by_seq and header.prev != by_seq[seq - 1]:
+        problems.append(
+            IntegrityError(
+                seq, "prev", f"links {header.prev}, but batch {seq - 1} is {by_seq[seq - 1]}"
+            )
+        )
+    if header.rotation is not None and not header.rotation.is_certified_by(key):
+        problems.append(
+            IntegrityError(seq, "rotation", "new key is not certified by the current key")
+        )
+    return problems
+
+
+def _fragment_problems(header: BatchHeader, fragments: Mapping[int, bytes]) -> list[IntegrityError]:
+    good, bad = check_fragments(header, fragments)
+    problems = list(bad)
+    try:
+        restore_ciphertext(header, good)
+    except IntegrityError as exc:
+        problems.append(exc)
+    return problems
+
+
+def _head_problems(by_seq: dict[int, Cid], wanted: Cid) -> list[IntegrityError]:
+    if wanted in by_seq.values():
+        return []
+    last = max(by_seq) if by_seq else "head"
+    return [IntegrityError(last, "head", f"no batch has the recorded head CID {wanted}")]
 
 
 def verify_vault(

@@ -2,7 +2,7 @@
 
 from gateway.spool.reader import SpoolReader
 from gateway.spool.record import decode_body, encode_record, scan
-from gateway.spool.wal import Spool, SpoolStats, write_atomic
+from gateway.spool.wal import Spool, SpoolStats
 
 __all__ = [
     "Spool",
@@ -11,5 +11,4 @@ __all__ = [
     "decode_body",
     "encode_record",
     "scan",
-    "write_atomic",
 ]

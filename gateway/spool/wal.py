@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.errors import StorageError
+from gateway.fs import fsync_dir, fsync_file, write_atomic
 from gateway.reading import Reading, ReceiveTime
 from gateway.spool.record import (
     SEGMENT_MAGIC,
@@ -71,33 +72,6 @@ class SpoolStats:
     truncated_bytes: int
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` crash-safely (temp file, fsync, rename, fsync dir)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
 class Spool:
     """Thread-safe: ``add`` from any thread, ``commit`` from the one committer thread."""
 
@@ -138,8 +112,8 @@ class Spool:
         # fsync at all, and a power cut would then lose acked readings. Make it durable first.
         try:
             for segment in self._segments:
-                _fsync_file(segment.path)
-            _fsync_dir(self.directory)
+                fsync_file(segment.path)
+            fsync_dir(self.directory)
         except OSError as exc:
             raise StorageError(str(self.directory), f"cannot sync spool: {exc.strerror}") from exc
         if self._segments and self._segments[-1].size < self.segment_size:
@@ -181,7 +155,7 @@ class Spool:
         self._open_fd(path)
         os.write(self._fd, SEGMENT_MAGIC)
         self._segments.append(Segment(path, self._next_seq, self._next_seq - 1, len(SEGMENT_MAGIC)))
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     def add(
         self,
