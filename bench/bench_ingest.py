@@ -1,24 +1,26 @@
-"""MQTT ingest: how fast the gateway makes readings durable, against a bare paho subscriber.
+"""MQTT ingest: how fast the gateway makes readings durable, against a reference subscriber.
 
-    .venv/bin/python bench/bench_ingest.py [--quick]
+    .venv/bin/python bench/bench_ingest.py [--rounds 3] [--paho] [--full] [--quick]
+    taskset -c 0 .venv/bin/python bench/bench_ingest.py      # everything on one core (Pi proxy)
 
-Everything runs on 127.0.0.1 against one private Mosquitto (gateway.broker.Broker, with the
-production drop-in's autosave_interval). Prints the machine, then:
+Everything runs on 127.0.0.1 against one private Mosquitto (gateway.testing.broker.Broker, with the
+production drop-in's autosave_interval). Prints the machine (and the load average), then, for
+``--rounds`` interleaved rounds on the same broker with the same backlog size (50,000 QoS 1
+readings queued while the subscriber was offline):
 
-  (a) a bare paho subscriber (MQTT 5, persistent session, auto-ack QoS 1, same Receive Maximum,
-      on_message does nothing) draining a backlog of N QoS 1 readings that the broker queued while
-      it was offline: the ceiling for a Python client;
-  (b) the real daemon (``python -m gateway.cli run``) draining the same backlog, every ack after
-      fsync: from its CONNACK (the "connected" log line) until /status readings_total == N; plus
-      a sustained live rate with a publisher going as fast as the broker accepts;
-  (c) publish -> ack latency p50/p99 at steady 2,000/s and 10,000/s (gateway in-process, the
-      publisher in a subprocess, acks timestamped by wrapping the sink's ack callbacks);
-  (d) gateway CPU us per reading (utime+stime over the drain), bytes written and fsyncs;
-  (e) gateway peak RSS (VmHWM);
-  and drain rate against mqtt.receive_maximum and spool.commit_interval.
+  reference  bench/bare_sub.py, copied from ../shared/bench/bare_sub.py: paho-mqtt, MQTT 3.1.1,
+             persistent session, auto-ack, on_message only counts; CONNACK -> DONE;
+  gateway    the real daemon as ``init`` configures it (sealing on), every ack after the
+             fdatasync that covers it: its CONNACK ("connected" log line) -> /status
+             readings_total == N; the whole process tree (daemon + seal worker) sampled every
+             100 ms for summed RSS until every batch is sealed, and its CPU over the same span;
+  --paho     the same gateway with ``[mqtt] client = "paho"``.
 
-Each drain is timed from the CONNACK, so process start-up (imports, key loading) is reported
-separately and never subtracted from anything.
+Then medians, the ratio (median of per-round ratios), the old MQTT 5 reference (paho v5, RM
+1000: the reference of the first ingest issue, labelled as such), and publish -> ack p50/p99
+at 5,000 readings/s with sealing on (gateway in-process). ``--full`` adds the first issue's
+figures (ingest only, live rate, window probe, receive_maximum and commit_interval sweeps).
+Start-up (imports, key loading) is reported separately and never in a rate.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from benchutil import cpu_model, cpu_seconds
+from ingest_tree import TreeSampler, create_session_311, reference_drain, tree_cpu
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -493,6 +496,67 @@ def gateway_drain(
         forget_session(bench.port, gateway_id)
 
 
+@dataclass
+class TreeDrain:
+    rate: float  # readings/s, CONNACK -> readings_total == count
+    rss_peak_mb: float  # sum of VmRSS over the tree, sampled every 100 ms, drain + sealing
+    rss_parts: list[float]  # each process at that peak (daemon first)
+    cpu_us: float  # tree utime+stime per reading, first poll connected -> sealing finished
+    main_cpu_us: float  # the daemon process alone, same span (ingest, spool, status)
+    startup_cpu_s: float  # tree CPU spawn -> first poll connected (imports, keys)
+    seal_lag_s: float  # all durable -> all sealed
+    pending_max: int  # largest spool_pending seen during the drain
+    fsyncs: int
+
+
+def gateway_tree_drain(bench: Bench, label: str, count: int, extra: dict[str, str]) -> TreeDrain:
+    """The daemon as shipped (sealing on) drains ``count``; RSS and CPU of its whole tree until
+    every full batch is sealed (``count`` is a multiple of ``[batch] max_readings``)."""
+    from gateway.testing.broker import free_port
+
+    directory = bench.root / label
+    gateway_id = f"bench-{label}"
+    status_port = free_port()
+    config = write_gateway_config(directory, gateway_id, bench.port, status_port, extra)
+    create_session(bench.port, f"depin-gateway-{gateway_id}", DEFAULT_RM)
+    publish_backlog(bench.port, bench.next_seq(count), count)
+    child = GatewayChild(config, status_port)
+    sampler = TreeSampler(child.pid)
+    try:
+        cpu0 = None
+        pending_max = 0
+        deadline = time.monotonic() + 300
+        durable_at = sealed_at = None
+        while time.monotonic() < deadline:
+            status = child.status()
+            if status is None:
+                time.sleep(0.02)
+                continue
+            if cpu0 is None and status["sources"]["mqtt"]["connected"]:
+                cpu0, main0 = tree_cpu(child.pid), cpu_seconds(child.pid)
+            pending_max = max(pending_max, status["spool_pending"])
+            if durable_at is None and status["readings_total"] >= count:
+                durable_at, fsyncs = time.time(), status["disk"]["fsyncs"]
+            if durable_at is not None and status["spool_pending"] == 0:
+                sealed_at = time.time()
+                break
+            near = durable_at is None and count - status["readings_total"] < count // 10
+            time.sleep(0.01 if near else 0.1)  # each /status costs the gateway CPU
+        cpu1, main1 = tree_cpu(child.pid), cpu_seconds(child.pid)
+        if durable_at is None or sealed_at is None or cpu0 is None:
+            raise RuntimeError(f"{label}: drain or sealing incomplete")
+        connected = child.connected_at() or durable_at
+        return TreeDrain(rate=count / (durable_at - connected), rss_peak_mb=sampler.stop(),
+                         rss_parts=sampler.peak_parts, cpu_us=(cpu1 - cpu0) / count * 1e6,
+                         main_cpu_us=(main1 - main0) / count * 1e6,
+                         startup_cpu_s=cpu0, seal_lag_s=sealed_at - durable_at,
+                         pending_max=pending_max, fsyncs=fsyncs)  # fmt: skip
+    finally:
+        sampler.stop()
+        child.stop()
+        forget_session(bench.port, gateway_id)
+
+
 def forget_session(port: int, gateway_id: str) -> None:
     """Drop a finished phase's persistent session (and the backlog the broker queued for it):
     left in place, it would be saved by every broker autosave and stall later phases."""
@@ -658,9 +722,167 @@ class Bench:
         return first
 
 
+def old_sections(bench: Bench, root: Path, n: int, seconds: float, row: Row) -> None:
+    """The figures of the first ingest issue (``--full``): ingest only vs sealer, live rate,
+    latency at 2,000 and 10,000/s, the in-flight window and the commit interval sweeps."""
+    bare = bare_drain_fresh(bench, n)
+    sweep_n = n * 2 // 5
+    for sealer in (False, True):
+        # With the sealer a smaller backlog keeps the bench within its time budget.
+        count = sweep_n if sealer else n
+        name = f"with sealer (N={count:,})" if sealer else "ingest only"
+        print(f"(b) gateway drain, {name}")
+        d = gateway_drain(bench, f"drain-{sealer}", count, {}, sealer=sealer)
+        row(f"(b) gateway durable drain, {name}", f"{d.rate:,.0f} readings/s")
+        row(f"(b)/(a), {name}", f"{d.rate / bare:.0%}", ">= 50% (stretch 80%)")
+        row(f"    start-up to CONNACK, {name}", f"{d.startup_s:.2f} s", "not in rate")
+        row(f"(d) CPU per reading, {name}", f"{d.cpu_us:.0f} us")
+        row(f"(d) bytes written per reading, {name}", f"{d.bytes_per_reading:.0f} B")
+        row(f"(d) fsyncs, {name}", f"{d.fsyncs} ({count / max(1, d.fsyncs):.0f}/fsync)")
+        row(f"(e) peak RSS (VmHWM), {name}", f"{d.rss_mb:.1f} MB", "< 60 MB")
+        row(f"    RSS when connected (start-up), {name}", f"{d.rss_start_mb:.1f} MB")
+    for sealer in (False, True):
+        name = "with sealer" if sealer else "ingest only"
+        pub, live = gateway_live(bench, seconds, sealer=sealer)
+        row(f"(b) live: publisher / gateway durable, {name}", f"{pub:,.0f} / {live:,.0f} /s")
+    time.sleep(5.0)  # let the broker settle after the flat-out live runs
+    for sealer in (False, True):
+        name = "with sealer" if sealer else "ingest only"
+        for rate in (2_000,) if sealer else (2_000, 10_000):
+            p50, p99, count = gateway_latency(bench, rate, seconds, sealer=sealer)
+            row(
+                f"(c) publish->ack p50 / p99 at {rate:,}/s, {name}",
+                f"{p50:.1f} / {p99:.1f} ms",
+                "p99 < 100 ms",
+            )
+
+    print("in-flight window and commit interval (ingest only)")
+    for inflight, rm in ((20, 100), (1000, 20)):
+        row(
+            f"window: broker max_inflight_messages {inflight}, client ReceiveMaximum {rm}",
+            f"{window_probe(root, inflight, rm)} unacked",
+        )
+    for rm in (20, 100, 1000, 10_000):
+        count = min(sweep_n, 5_000) if rm == 20 else sweep_n
+        d = gateway_drain(bench, f"rm{rm}", count, {"mqtt.receive_maximum": str(rm)}, sealer=False)
+        row(
+            f"receive_maximum {rm} (N={count:,})",
+            f"{d.rate:,.0f} /s, {count / max(1, d.fsyncs):.0f}/fsync",
+        )
+    for interval in ("2ms", "10ms", "50ms"):
+        d = gateway_drain(
+            bench,
+            f"ci{interval}",
+            sweep_n,
+            {"spool.commit_interval": f'"{interval}"'},
+            sealer=False,
+        )
+        row(
+            f"commit_interval {interval} (N={sweep_n:,})",
+            f"{d.rate:,.0f} /s, {sweep_n / max(1, d.fsyncs):.0f}/fsync",
+        )
+
+
+Row = Callable[..., None]
+
+
+def bare_drain_fresh(bench: Bench, n: int) -> float:
+    create_session(bench.port, "bench-bare")
+    publish_backlog(bench.port, bench.next_seq(n), n)
+    rate, _cpu = bare_drain(bench.port, "bench-bare", n, DEFAULT_RM)
+    forget_client(bench.port, "bench-bare")
+    return rate
+
+
+def forget_client(port: int, client_id: str) -> None:
+    """Drop a reference's session between rounds (see forget_session)."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+    client.connect("127.0.0.1", port, clean_start=True)
+    client.loop_start()
+    deadline = time.monotonic() + 5
+    while not client.is_connected() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    client.disconnect()
+    client.loop_stop()
+
+
+def reference_round(bench: Bench, n: int) -> tuple[float, float]:
+    create_session_311(bench.port, "bench-ref", TOPIC_FILTER)
+    publish_backlog(bench.port, bench.next_seq(n), n)
+    result = reference_drain(bench.port, "bench-ref", n)
+    forget_client(bench.port, "bench-ref")
+    return result
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def interleaved(bench: Bench, n: int, rounds: int, paho_too: bool, row: Row) -> None:
+    """Reference and gateway in turn, ``rounds`` times, same broker and backlog size."""
+    refs, gws, ratios, pahos = [], [], [], []
+    for index in range(rounds):
+        ref, ref_cpu = reference_round(bench, n)
+        gw = gateway_tree_drain(bench, f"gw{index}", n, {})
+        refs.append(ref)
+        gws.append(gw)
+        ratios.append(gw.rate / ref)
+        parts = " + ".join(f"{mb:.1f}" for mb in gw.rss_parts)
+        print(f"  round {index + 1}: reference {ref:,.0f}/s ({ref_cpu:.0f} us/msg), gateway "
+              f"{gw.rate:,.0f}/s = {gw.rate / ref:.2f}x, tree RSS {gw.rss_peak_mb:.1f} MB "
+              f"({parts}), tree CPU {gw.cpu_us:.1f} us/reading (daemon {gw.main_cpu_us:.1f}), "
+              f"seal lag {gw.seal_lag_s:.1f} s, "
+              f"pending max {gw.pending_max:,}, {n / max(1, gw.fsyncs):.0f}/fsync",
+              flush=True)  # fmt: skip
+        if paho_too:
+            pahos.append(gateway_tree_drain(bench, f"paho{index}", n, {"mqtt.client": '"paho"'}))
+            print(f"  round {index + 1}: gateway with paho {pahos[-1].rate:,.0f}/s", flush=True)
+    row("reference: bench/bare_sub.py (paho, MQTT 3.1.1, auto-ack)",
+        f"{median(refs):,.0f} msg/s", "reference")  # fmt: skip
+    row("gateway durable drain, shipped defaults (sealing on)",
+        f"{median([g.rate for g in gws]):,.0f} readings/s")  # fmt: skip
+    row("gateway / reference (median of per-round ratios)",
+        f"{median(ratios):.2f}x", ">= 0.8x (stretch 1.0x)")  # fmt: skip
+    row("peak RSS, whole tree (sum, 100 ms samples, drain + sealing)",
+        f"{median([g.rss_peak_mb for g in gws]):.1f} MB", "<= 60 MB (stretch 45)")  # fmt: skip
+    row("CPU per durable reading, whole tree, sealing included",
+        f"{median([g.cpu_us for g in gws]):.1f} us", "<= 35 us")  # fmt: skip
+    row("  of which the daemon process (ingest, spool, acks, status)",
+        f"{median([g.main_cpu_us for g in gws]):.1f} us")  # fmt: skip
+    row("start-up CPU, whole tree (not in the figure above)",
+        f"{median([g.startup_cpu_s for g in gws]):.2f} s")  # fmt: skip
+    row("sealing: lag after the drain / spool_pending max",
+        f"{median([g.seal_lag_s for g in gws]):.1f} s / "
+        f"{median([float(g.pending_max) for g in gws]):,.0f}", "bounded")  # fmt: skip
+    if pahos:
+        rate = median([g.rate for g in pahos])
+        row("gateway with [mqtt] client = \"paho\" (MQTT 5)",
+            f"{rate:,.0f} readings/s = {rate / median(refs):.2f}x")  # fmt: skip
+
+
+def print_machine(root: Path, n: int) -> None:
+    info = machine(root)
+    info["broker"] = "max_inflight_messages 1000, autosave_interval 30, loopback"
+    info["affinity"] = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
+    info["load"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    sizes = [len(payload_for(s, time.time_ns())) for s in range(1, 301)]
+    info["workload"] = (
+        f"{n:,} QoS 1 readings, JSON {min(sizes)}-{max(sizes)} B, unique seq, "
+        "64 topics; gateway defaults (receive_maximum 1000, commit 10ms/2000, sealing)"
+    )
+    print("machine:")
+    for key, value in info.items():
+        print(f"  {key:13} {value}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller backlogs (smoke test)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
+    parser.add_argument("--paho", action="store_true", help="also the gateway on paho")
+    parser.add_argument("--full", action="store_true", help="also the first issue's figures")
     parser.add_argument("--role", default="main", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=float, help=argparse.SUPPRESS)
@@ -674,8 +896,7 @@ def main() -> int:
     from gateway.testing.broker import Broker
 
     logging.basicConfig(level=logging.ERROR)  # the in-process gateway's reconnect chatter
-    n = 5_000 if args.quick else 50_000
-    sweep_n = 5_000 if args.quick else 20_000
+    n = 10_000 if args.quick else 50_000  # a multiple of [batch] max_readings: all gets sealed
     seconds = 3.0 if args.quick else 5.0
     started = time.monotonic()
     rows: list[tuple[str, str, str]] = []
@@ -693,82 +914,18 @@ def main() -> int:
         conf.write_text(conf.read_text().replace("autosave_interval 1", "autosave_interval 30"))
         with broker:
             bench = Bench(root, broker.port)
-            info = machine(root)
-            info["broker"] = "max_inflight_messages 1000, autosave_interval 30, loopback"
-            sizes = [len(payload_for(s, time.time_ns())) for s in range(1, 301)]
-            info["workload"] = (
-                f"{n:,} QoS 1 readings, JSON {min(sizes)}-{max(sizes)} B, unique seq, "
-                "64 topics; defaults receive_maximum 1000, commit 10ms/2000"
-            )
-            print("machine:")
-            for key, value in info.items():
-                print(f"  {key:13} {value}")
-
-            print("(a) bare paho subscriber, backlog drain")
-            create_session(broker.port, "bench-bare")
-            publish_backlog(broker.port, bench.next_seq(n), n)
-            bare, bare_cpu = bare_drain(broker.port, "bench-bare", n, DEFAULT_RM)
-            row("(a) bare paho v5 subscriber drain", f"{bare:,.0f} msg/s", "ceiling")
-            row("(a) bare subscriber CPU per message", f"{bare_cpu:.0f} us")
-
-            for sealer in (False, True):
-                # With the sealer a smaller backlog keeps the bench within its time budget.
-                count = sweep_n if sealer else n
-                name = f"with sealer (N={count:,})" if sealer else "ingest only"
-                print(f"(b) gateway drain, {name}")
-                d = gateway_drain(bench, f"drain-{sealer}", count, {}, sealer=sealer)
-                row(f"(b) gateway durable drain, {name}", f"{d.rate:,.0f} readings/s")
-                row(f"(b)/(a), {name}", f"{d.rate / bare:.0%}", ">= 50% (stretch 80%)")
-                row(f"    start-up to CONNACK, {name}", f"{d.startup_s:.2f} s", "not in rate")
-                row(f"(d) CPU per reading, {name}", f"{d.cpu_us:.0f} us")
-                row(f"(d) bytes written per reading, {name}", f"{d.bytes_per_reading:.0f} B")
-                row(f"(d) fsyncs, {name}", f"{d.fsyncs} ({count / max(1, d.fsyncs):.0f}/fsync)")
-                row(f"(e) peak RSS (VmHWM), {name}", f"{d.rss_mb:.1f} MB", "< 60 MB")
-                row(f"    RSS when connected (start-up), {name}", f"{d.rss_start_mb:.1f} MB")
-            for sealer in (False, True):
-                name = "with sealer" if sealer else "ingest only"
-                pub, live = gateway_live(bench, seconds, sealer=sealer)
-                row(
-                    f"(b) live: publisher / gateway durable, {name}", f"{pub:,.0f} / {live:,.0f} /s"
-                )
-            time.sleep(5.0)  # let the broker settle after the flat-out live runs
-            for sealer in (False, True):
-                name = "with sealer" if sealer else "ingest only"
-                for rate in (2_000,) if sealer else (2_000, 10_000):
-                    p50, p99, count = gateway_latency(bench, rate, seconds, sealer=sealer)
-                    row(
-                        f"(c) publish->ack p50 / p99 at {rate:,}/s, {name}",
-                        f"{p50:.1f} / {p99:.1f} ms",
-                        "p99 < 100 ms",
-                    )
-
-            print("in-flight window and commit interval (ingest only)")
-            for inflight, rm in ((20, 100), (1000, 20)):
-                row(
-                    f"window: broker max_inflight_messages {inflight}, client ReceiveMaximum {rm}",
-                    f"{window_probe(root, inflight, rm)} unacked",
-                )
-            for rm in (20, 100, 1000, 10_000):
-                count = min(sweep_n, 5_000) if rm == 20 else sweep_n
-                d = gateway_drain(
-                    bench, f"rm{rm}", count, {"mqtt.receive_maximum": str(rm)}, sealer=False
-                )
-                row(
-                    f"receive_maximum {rm} (N={count:,})",
-                    f"{d.rate:,.0f} /s, {count / max(1, d.fsyncs):.0f}/fsync",
-                )
-            for interval in ("2ms", "10ms", "50ms"):
-                d = gateway_drain(
-                    bench,
-                    f"ci{interval}",
-                    sweep_n,
-                    {"spool.commit_interval": f'"{interval}"'},
-                    sealer=False,
-                )
-                row(
-                    f"commit_interval {interval} (N={sweep_n:,})",
-                    f"{d.rate:,.0f} /s, {sweep_n / max(1, d.fsyncs):.0f}/fsync",
-                )
+            print_machine(root, n)
+            print(f"reference and gateway interleaved, {args.rounds} rounds of {n:,}")
+            interleaved(bench, n, args.rounds, args.paho, row)
+            row("old reference: bare paho MQTT 5 subscriber (RM 1000)",
+                f"{bare_drain_fresh(bench, n):,.0f} msg/s", "second line")  # fmt: skip
+            p50, p99, _ = gateway_latency(bench, 5_000, seconds, sealer=True)
+            row("publish->ack p50 / p99 at 5,000/s (sealing on)", f"{p50:.1f} / {p99:.1f} ms",
+                "p99 < 50 ms")  # fmt: skip
+            if args.full:
+                old_sections(bench, root, n, seconds, row)
+            row("load average at the end (1/5/15 min)",
+                " ".join(f"{x:.2f}" for x in os.getloadavg()))  # fmt: skip
 
     print(f"\nmarkdown (bench/RESULTS.md), total {time.monotonic() - started:.0f} s:")
     print("| figure | value | target |\n|---|---|---|")

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +100,7 @@ class _Model:
     durable: dict[str, bytes] = field(default_factory=dict)
     checked: int = 0
     violations: list[str] = field(default_factory=list)
+    kinds: set[int] = field(default_factory=set)  # packet types of the acks seen
 
     def replay(self, trace: Path) -> None:
         incoming, outgoing = bytearray(), bytearray()
@@ -123,7 +125,8 @@ class _Model:
             elif broker and call in ("sendto", "write") and result > 0:
                 outgoing.extend(data[:result])
                 for first, body in _packets(outgoing):
-                    if first >> 4 == 4:  # PUBACK
+                    if first >> 4 in (4, 5):  # PUBACK (QoS 1) or PUBREC (QoS 2)
+                        self.kinds.add(first >> 4)
                         self._check(message_of.get(int.from_bytes(body[:2], "big")))
 
     def _check(self, publish: bytes | None) -> None:
@@ -140,25 +143,31 @@ def _daemon_pid(state: Path) -> int:
     return int(json.loads((state / "daemon.json").read_text())["pid"])
 
 
-@pytest.mark.parametrize("kill_at", [1, 2, 4])
+@pytest.mark.parametrize(("kill_at", "qos"), [(1, 1), (2, 1), (4, 1), (2, 2), (4, 2)])
 def test_every_puback_follows_the_fsync_that_covers_its_record_across_a_crash(
     tmp_path: Path,
     broker: Broker,
     gateway_process: Callable[[Path], GatewayProcess],
     kill_at: int,
+    qos: int,
 ) -> None:
+    """QoS 1: every PUBACK; QoS 2 (publisher and subscription): every PUBREC."""
     config = write_config(tmp_path, broker.port)
     text = config.read_text().replace(
         'segment_size = "1MiB"', 'segment_size = "1MiB"\ncommit_interval = "50ms"'
     )
-    config.write_text(text)
+    config.write_text(text.replace("[mqtt]\n", f"[mqtt]\nqos = {qos}\n"))
     state = tmp_path / "state"
     gw = gateway_process(config)
     first, second = tmp_path / "run1.trace", tmp_path / "run2.trace"
     gw.start(prefix=_strace(first, kill_at))
     publisher = Publisher(broker.port)
     sent = [json.dumps({"id": i, "v": "x" * 40}) for i in range(400)]
-    publisher.publish_all([("sensors/t", p) for p in sent])
+    # In waves: our client drains whatever the broker has in one or two groups, so a single
+    # burst of 400 would make only two fdatasyncs and kill_at 4 would never be reached.
+    for wave in range(0, len(sent), 50):
+        publisher.publish_all([("sensors/t", p) for p in sent[wave : wave + 50]], qos=qos)
+        time.sleep(0.2)  # a gap between groups (nothing is asserted on it)
     assert gw.process is not None
     gw.process.wait(timeout=120)  # killed by the injected SIGKILL at fdatasync number kill_at
     gw.process = None
@@ -174,6 +183,7 @@ def test_every_puback_follows_the_fsync_that_covers_its_record_across_a_crash(
     # Acks of the last group may still be queued at the stop (redelivered next time): not all.
     assert model.checked >= len(sent) // 2, "the traces hold too few PUBACKs to judge"
     assert model.violations == []
+    assert model.kinds == {4 if qos == 1 else 5}
     rows = restore(config, tmp_path / "out.jsonl")
     assert [json.loads(str(r["payload"]))["id"] for r in rows] == list(range(len(sent)))
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from gateway.status import StatusSnapshot, prometheus_text
+from gateway.status import StatusSnapshot
+from gateway.status.prometheus import prometheus_text
 from gateway.testing.broker import Broker
 from gateway.testing.node_client import NodeProcess
 from tests.conftest import ROOT, write_config

@@ -76,13 +76,12 @@ def test_kill9_while_sealing_under_load_loses_and_duplicates_nothing(
         gw.start()
     thread.join()
     # Sealing runs behind ingest in its worker (slower on a loaded machine): wait for it too.
-    status = gw.wait_for(lambda s: s["readings_total"] >= total and s["batches_sealed"] > 10)
+    gw.wait_for(lambda s: s["readings_total"] >= total and s["batches_sealed"] > 10)
     assert gw.stop() == 0
     ids = _ids(config, tmp_path / "out.jsonl")
     assert len(ids) == total and set(ids) == set(range(total))
     verified = cli("verify", "--config", str(config))
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert status["batches_sealed"] > 10
     publisher.close()
 
 

@@ -16,7 +16,8 @@ from gateway.fleet import heartbeat_body
 from gateway.ingest.budget import BudgetState
 from gateway.keys import load_identity, load_owner_secret
 from gateway.seal.batcher import SealBackoff
-from gateway.status import Health, StatusSnapshot, prometheus_text
+from gateway.status import Health, StatusSnapshot
+from gateway.status.prometheus import prometheus_text
 from gateway.status.sections import as_json
 from gateway.testing.broker import free_port
 from tests.conftest import write_config

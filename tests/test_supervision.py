@@ -123,13 +123,16 @@ def assert_healthy_and_fed(gateway: GatewayProcess, notify: NotifySocket) -> Non
 
 
 class HostileBroker:
-    """A TCP server on 127.0.0.1 that accepts a client like a broker (CONNACK), then, when told,
-    sends a PUBLISH whose topic is not UTF-8: no real broker forwards that, and paho hands it
-    to our message callback, which cannot decode the topic, so paho's loop thread dies."""
+    """A TCP server on 127.0.0.1 that accepts clients like a broker (CONNACK), then, when told,
+    sends a PUBLISH whose topic is not UTF-8: no real broker forwards that. paho hands it to our
+    message callback, which cannot decode the topic, so paho's loop thread dies; our own client
+    (the default) treats it as the malformed packet it is, drops the connection and reconnects."""
 
     POISON = b"\x30\x05\x00\x01\xff\x00x"  # PUBLISH QoS 0, topic b"\xff", no properties
 
-    def __init__(self) -> None:
+    def __init__(self, payload: bytes = POISON) -> None:
+        self.payload = payload
+        self.accepted = 0
         self.server = socket.create_server(("127.0.0.1", 0))
         self.server.settimeout(0.2)
         self.port = self.server.getsockname()[1]
@@ -140,27 +143,30 @@ class HostileBroker:
 
     def _serve(self) -> None:
         deadline = time.monotonic() + 120
-        conn: socket.socket | None = None
-        while conn is None and not self.done.is_set() and time.monotonic() < deadline:
+        while not self.done.is_set() and time.monotonic() < deadline:
             try:
                 conn, _ = self.server.accept()
             except TimeoutError:
                 continue
-        if conn is None:
-            return
-        with conn:
-            conn.settimeout(0.1)
-            conn.recv(65536)  # CONNECT
-            conn.sendall(b"\x20\x03\x00\x00\x00")  # CONNACK, MQTT 5, success, no properties
-            while not self.done.is_set() and time.monotonic() < deadline:
-                if self.poison.is_set():
-                    conn.sendall(self.POISON)
-                    self.poison.clear()
-                try:
-                    if not conn.recv(65536):  # SUBSCRIBE, PINGREQ: left unanswered
-                        return
-                except TimeoutError:
-                    continue
+            self.accepted += 1
+            with conn:
+                self._session(conn, deadline)
+
+    def _session(self, conn: socket.socket, deadline: float) -> None:
+        conn.settimeout(0.1)
+        conn.recv(65536)  # CONNECT
+        conn.sendall(b"\x20\x03\x00\x00\x00")  # CONNACK, MQTT 5, success, no properties
+        while not self.done.is_set() and time.monotonic() < deadline:
+            if self.poison.is_set():
+                conn.sendall(self.payload)
+                self.poison.clear()
+            try:
+                if not conn.recv(65536):  # SUBSCRIBE, PINGREQ: left unanswered
+                    return
+            except TimeoutError:
+                continue
+            except OSError:
+                return
 
     def close(self) -> None:
         self.done.set()
@@ -173,11 +179,14 @@ def test_paho_thread_killed_by_a_hostile_broker_makes_the_gateway_unhealthy(
     gateway_process: Callable[[Path], GatewayProcess],
     notify_socket: NotifySocket,
 ) -> None:
-    """An exception that ends paho's network thread (here raised in our callback) is noticed:
-    healthy false, /healthz 503, watchdog starved, the cause in last_error and logged once."""
+    """With ``client = "paho"``: an exception that ends paho's network thread (here raised in
+    our callback) is noticed: healthy false, /healthz 503, watchdog starved, the cause in
+    last_error and logged once."""
     broker = HostileBroker()
     try:
-        gateway = gateway_process(write_config(tmp_path, broker.port))
+        config = write_config(tmp_path, broker.port)
+        config.write_text(config.read_text().replace("[mqtt]\n", '[mqtt]\nclient = "paho"\n'))
+        gateway = gateway_process(config)
         gateway.start(wait=False)
         notify_socket.receive_until(lambda m: m.startswith("READY=1"))
         gateway.wait_for(lambda s: s["sources"]["mqtt"]["connected"], timeout=30)
@@ -188,6 +197,72 @@ def test_paho_thread_killed_by_a_hostile_broker_makes_the_gateway_unhealthy(
         assert "UnicodeDecodeError" in cause, cause
     finally:
         broker.close()
+
+
+def test_our_client_survives_a_malformed_publish_by_reconnecting(
+    tmp_path: Path,
+    gateway_process: Callable[[Path], GatewayProcess],
+    notify_socket: NotifySocket,
+) -> None:
+    """The same hostile broker against the default client: the bad packet is a protocol error,
+    the connection is dropped and made again, the gateway stays healthy and says why."""
+    broker = HostileBroker()
+    try:
+        gateway = gateway_process(write_config(tmp_path, broker.port))
+        gateway.start(wait=False)
+        notify_socket.receive_until(lambda m: m.startswith("READY=1"))
+        gateway.wait_for(lambda s: s["sources"]["mqtt"]["connected"], timeout=30)
+        broker.poison.set()
+        status = gateway.wait_for(
+            lambda s: s["sources"]["mqtt"]["connects"] >= 2 and s["sources"]["mqtt"]["connected"],
+            timeout=30,
+        )
+        assert "not UTF-8" in status["sources"]["mqtt"]["last_error"]
+        assert status["sources"]["mqtt"]["disconnects"] == 1 and broker.accepted >= 2
+        assert_healthy_and_fed(gateway, notify_socket)
+    finally:
+        broker.close()
+
+
+def test_our_mqtt_thread_that_dies_is_reported_with_its_cause(tmp_path: Path) -> None:
+    """A bug that raises on our client's thread (here the sink, on a valid PUBLISH from a
+    broker) ends the thread; the supervisor reports it, as it did paho's."""
+    from gateway.config import config_from_string
+    from gateway.ingest.mqtt import MqttIngest
+
+    broker = HostileBroker(payload=b"\x30\x08\x00\x03a/b\x00{}")  # PUBLISH QoS 0 "a/b" {}
+    config_path = write_config(tmp_path, broker.port)
+    config = config_from_string(config_path.read_text(), config_path)
+    spool, quarantine = Spool(tmp_path / "spool", 1 << 20), Spool(tmp_path / "q", 1 << 16)
+    budget = DiskBudget(tmp_path, 1 << 30, 0.9, 0.8, usage=lambda: 0, reserve=0)
+    sink = IngestSink(spool, quarantine, budget, SystemClock(), commit_interval=0.01,
+                      commit_max=10, dedup_window=0, quarantine_size=0)  # fmt: skip
+
+    def broken_submit(*_args: object, **_kwargs: object) -> bool:
+        raise RuntimeError("sink bug")
+
+    sink.submit = broken_submit  # type: ignore[method-assign]
+    ingest = MqttIngest(config.mqtt, sink)
+    supervisor = Supervisor()
+    supervisor.watch_thread("mqtt", lambda: ingest.network_thread)
+    ingest.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not ingest.connected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        broker.poison.set()
+        thread = ingest.network_thread
+        assert thread is not None
+        thread.join(30)
+        assert [(d.component, d.cause) for d in supervisor.check()] == [
+            ("mqtt", "thread mqtt died: RuntimeError: sink bug")
+        ]
+    finally:
+        supervisor.stopping()
+        ingest.stop()
+        broker.close()
+        spool.close()
+        quarantine.close()
 
 
 def seal_worker_pid(gateway_pid: int) -> int:

@@ -73,6 +73,7 @@ class MqttConfig:
     key_file: Path | None
     reconnect_min: float
     reconnect_max: float
+    client: str = "builtin"  # "builtin" (gateway/ingest/mqtt.py) or "paho"
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,11 @@ _KEYS = (
     "key_file",
     "reconnect_min",
     "reconnect_max",
+    "client",
 )
+# "builtin": our MQTT 5 client (gateway/ingest/mqtt.py); "paho": paho-mqtt, kept as a fallback.
+# QoS 2 stays QoS 1 on the wire with paho (it answers PUBREC before the message is durable).
+MQTT_CLIENTS = ("builtin", "paho")
 _MAX_TOPICS = 1024
 _TOPICS_EXAMPLE = 'e.g. topics = ["sensors/#"] or [{filter = "sensors/#", format = "json"}]'
 
@@ -140,6 +144,10 @@ def mqtt_section(root: Table, gateway_id: str, base: Path) -> MqttConfig:
     client_id = t.string("client_id", f"depin-gateway-{gateway_id}")
     if not client_id:
         raise ConfigError(t.key("client_id"), "is empty", "the broker keeps our session by it")
+    client = t.string("client", "builtin")
+    if client not in MQTT_CLIENTS:
+        raise ConfigError(t.key("client"), f"unknown MQTT client {client[:20]!r}",
+                          "use one of: " + ", ".join(MQTT_CLIENTS))  # fmt: skip
     return MqttConfig(
         enabled=t.boolean("enabled", True),
         host=host,
@@ -164,4 +172,5 @@ def mqtt_section(root: Table, gateway_id: str, base: Path) -> MqttConfig:
         reconnect_max=max(
             reconnect_min, t.duration("reconnect_max", "30s", minimum=0.01, maximum=86400)
         ),
+        client=client,
     )

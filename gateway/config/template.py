@@ -29,7 +29,7 @@ host = "127.0.0.1"
 port = {mqtt_port}
 # client_id = "depin-gateway-{raw_id}"   # fixed, so the broker keeps our persistent session
 topics = [{{ filter = "sensors/#", format = "json" }}]  # format: any | utf8 | json
-qos = 1                            # 2 is accepted from publishers; we subscribe at 1 (see README)
+qos = 1                            # 2: PUBREC only once durable (README, "MQTT details")
 session_expiry = "7d"              # how long the broker keeps our queue while we are down (>= 60s)
 receive_maximum = 1000             # MQTT 5 in-flight window, 1..65535; too small, throughput drops
 max_payload = "256KiB"             # larger messages are quarantined (and acked)

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway import __version__
 from gateway.clock import Clock, SystemClock
@@ -39,9 +39,7 @@ from gateway.daemon.snapshot import (
     spool_status,
     storage_status,
 )
-from gateway.deals import StorageService
 from gateway.errors import GatewayError, KeyMaterialError, StorageError
-from gateway.fleet import HeartbeatPublisher
 from gateway.ingest.budget import DiskBudget
 from gateway.ingest.mqtt import MqttIngest
 from gateway.ingest.serial import SerialIngest
@@ -62,6 +60,11 @@ from gateway.status import (
     StorageStatus,
 )
 from gateway.supervise import Supervisor, install_excepthook, process_probe
+
+if TYPE_CHECKING:  # imported where configured: each pulls aiohttp, apscheduler or paho
+    from gateway.deals import StorageService
+    from gateway.fleet import HeartbeatPublisher
+    from gateway.ingest.mqtt_paho import PahoMqttIngest
 
 __all__ = ["Gateway", "run"]
 
@@ -111,7 +114,7 @@ class Gateway:
             dedup_window=config.spool.dedup_window,
             quarantine_size=config.mqtt.quarantine_size,
         )
-        self.mqtt = MqttIngest(config.mqtt, self.sink) if config.mqtt.enabled else None
+        self.mqtt = _mqtt_ingest(config, self.sink) if config.mqtt.enabled else None
         self.serial: list[SerialIngest] = [
             SerialIngest.from_config(entry, self.sink) for entry in config.serial
         ]
@@ -127,6 +130,8 @@ class Gateway:
         wanted = self.config.storage.nodes or self.config.fleet.broker or self.config.foc
         if self.batcher is None or not wanted:
             return None
+        from gateway.deals import StorageService
+
         service = StorageService(self.config, self.batcher.vault, self.identity.key)
         if self.config.foc is not None:
             from gateway.foc.backend import FocBackend  # only here: no [foc], no chain code
@@ -139,6 +144,8 @@ class Gateway:
         """Signed heartbeats on the fleet broker (gateway/fleet), when [fleet] broker is set."""
         if not self.config.fleet.broker:
             return None
+        from gateway.fleet import HeartbeatPublisher
+
         return HeartbeatPublisher(self.config.fleet.broker, lambda: self.identity.key,
                                   self.config.gateway.id, self.snapshot,
                                   self.config.fleet.heartbeat_interval)  # fmt: skip
@@ -272,6 +279,15 @@ class Gateway:
         if storage is not None and storage.last_error:
             errors["storage"] = storage.last_error
         return errors | stopped  # a component's death is its last word
+
+
+def _mqtt_ingest(config: Config, sink: IngestSink) -> MqttIngest | PahoMqttIngest:
+    """Our MQTT 5 client unless the config asks for paho (imported only then: ~11 MB)."""
+    if config.mqtt.client == "paho":
+        from gateway.ingest.mqtt_paho import PahoMqttIngest
+
+        return PahoMqttIngest(config.mqtt, sink)
+    return MqttIngest(config.mqtt, sink)
 
 
 def _thread_of(port: SerialIngest) -> Callable[[], threading.Thread | None]:

@@ -58,31 +58,49 @@ def is_duplicate_candidate(key: str, redelivered: bool) -> bool:
     return redelivered or key.startswith("id:")
 
 
+def _compact(key: str) -> str | int:
+    """The same key, smaller in memory: ``id:``/``h:`` plus 32 hex digits as one int tagged
+    with its prefix (~48 bytes instead of ~84 for the string; the window holds 100,000 of them
+    by default). Any other key stays as it is. Distinct keys stay distinct."""
+    prefix, _, digest = key.partition(":")
+    tag = {"id": 1, "h": 2}.get(prefix)
+    if tag is None or len(digest) != 32:
+        return key
+    try:
+        return int(digest, 16) << 2 | tag
+    except ValueError:
+        return key
+
+
 class DedupWindow:
     """The last ``size`` keys, oldest forgotten first (O(1) per message)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._order: deque[str] = deque()
-        self._keys: set[str] = set()
+        self._order: deque[str | int] = deque()
+        self._keys: set[str | int] = set()
 
     def __contains__(self, key: str) -> bool:
-        return key in self._keys
+        return _compact(key) in self._keys
 
     def __len__(self) -> int:
         return len(self._keys)
 
     def add(self, key: str) -> None:
-        if self.size <= 0 or key in self._keys:
+        self._add(_compact(key))
+
+    def _add(self, compact: str | int) -> None:
+        if self.size <= 0 or compact in self._keys:
             return
-        self._keys.add(key)
-        self._order.append(key)
+        self._keys.add(compact)
+        self._order.append(compact)
         if len(self._order) > self.size:
             self._keys.discard(self._order.popleft())
 
     def seen(self, key: str, redelivered: bool) -> bool:
         """True if this message must be dropped as a duplicate; otherwise remembers it."""
-        if key in self._keys and is_duplicate_candidate(key, redelivered):
+        compact = _compact(key)
+        if compact in self._keys and is_duplicate_candidate(key, redelivered):
             return True
-        self.add(key)
+        self._add(compact)
         return False

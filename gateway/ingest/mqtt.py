@@ -1,48 +1,39 @@
-"""MQTT ingest: a thin adapter from paho-mqtt 2.x to the ingest sink.
+"""MQTT ingest: our MQTT 5 client (``mqtt_codec`` + ``mqtt_conn``) feeding the ingest sink.
 
-paho runs its network loop in its own thread. Each PUBLISH is checked (size, declared format),
-handed to the sink, and acknowledged with ``Client.ack`` only after the sink made it durable
-(``manual_ack=True``). The session is persistent (fixed client id, clean_start false, session
-expiry), so the broker keeps unacknowledged and new messages while the gateway is down.
-
-QoS 2 is accepted from publishers but subscribed at QoS 1: paho answers PUBREC before the
-application sees a QoS 2 message and keeps that state only in memory, so a crash between PUBREC
-and fsync would lose it; QoS 1 plus deduplication gives exactly once in the restored data.
+Each PUBLISH is checked (size, declared format), handed to the sink, and acknowledged only after
+the sink made it durable: QoS 1 with PUBACK, QoS 2 with PUBREC (then PUBCOMP answers the
+broker's PUBREL), so QoS 2 subscriptions are real: nothing is acknowledged from memory. The
+session is persistent (fixed client id, clean start false, session expiry) and CONNECT carries
+Receive Maximum, so the broker keeps unacknowledged and new messages while the gateway is down
+and keeps a window of ``receive_maximum`` in flight while it runs.
 
 Retained messages: subscribed with retain handling 1 (send only for a new subscription), so
 the broker does not resend them on every reconnect of the persistent session; a delivery with
-RETAIN set counts as a redelivery for deduplication (README, "Exactly once").
+RETAIN set counts as a redelivery for deduplication (README, "Exactly once"). A QoS 2 PUBLISH
+resent before our PUBREC (DUP set) is a redelivery too: deduplication drops it, and it is
+acknowledged again once the group holding the original is durable.
 
-Acks from a previous connection are never sent on a new one: the broker may have reused their
-packet ids, and it redelivers those messages anyway (deduplicated, then acked again).
-
-The PUBACKs of one durable group leave as one write (``_flush_acks``, run by the sink after the
-group's acks): ``Client.ack`` per message costs a wake-up of paho's loop and a 4-byte ``send``
-each, which at a few thousand readings/s took a large share of paho's thread (bench/RESULTS.md).
+The acknowledgements of one durable group leave as one write (``_flush_acks``, run by the sink
+after the group's acks), queued to the connection's thread; those of an older connection are
+dropped (the broker may have reused their packet ids and redelivers the messages anyway).
+``gateway.ingest.mqtt_paho`` is the paho-mqtt adapter this replaced (``[mqtt] client = "paho"``).
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import ssl
-import struct
-import sys
 import threading
 from collections import Counter
-from typing import Any, cast
-
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.config import MqttConfig
 from gateway.errors import ConfigError
 from gateway.ingest.dedup import mqtt_key
+from gateway.ingest.mqtt_codec import Publish, encode_puback, encode_pubrec
+from gateway.ingest.mqtt_conn import ConnectOptions, MqttConnection
 from gateway.ingest.payload import validate_payload
 from gateway.ingest.sink import IngestSink
+from gateway.ingest.topics import FormatTable
 from gateway.status import MqttStatus
 
 __all__ = ["MqttIngest", "validate_payload"]
@@ -51,20 +42,34 @@ log = logging.getLogger(__name__)
 
 SOURCE = "mqtt"
 
-# PUBACK with remaining length 2 (packet id only): MQTT 5 section 3.4.2.1 lets a sender omit the
-# reason code when it is 0x00 (success) and there are no properties. paho sends the same bytes.
-_PUBACK = struct.Struct("!BBH")
 
-
-def _matches(topic_filter: str, topic: str) -> bool:
-    return paho.topic_matches_sub(topic_filter, topic)
+def tls_context(c: MqttConfig) -> ssl.SSLContext | None:
+    """Verify the broker (CA file or the system store, and its host name); our certificate if
+    configured. A file that cannot be read is a config error naming the key, not a retry loop."""
+    if not c.tls:
+        return None
+    for key, file in (("ca_file", c.ca_file), ("cert_file", c.cert_file), ("key_file", c.key_file)):
+        try:
+            if file is not None:
+                file.open("rb").close()
+        except OSError as exc:
+            raise ConfigError(f"mqtt.{key}", f"cannot read {file}: {exc.strerror}",
+                              "check the path and its permissions") from None  # fmt: skip
+    try:
+        context = ssl.create_default_context(cafile=str(c.ca_file) if c.ca_file else None)
+        if c.cert_file is not None:
+            keyfile = str(c.key_file) if c.key_file else None
+            context.load_cert_chain(str(c.cert_file), keyfile)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise ConfigError("mqtt.ca_file", f"TLS setup failed: {exc}",
+                          "check ca_file, cert_file and key_file") from exc  # fmt: skip
+    return context
 
 
 class MqttIngest:
     def __init__(self, config: MqttConfig, sink: IngestSink) -> None:
         self.config = config
         self.sink = sink
-        self._generation = 0
         self._lock = threading.Lock()
         self.connected = False
         self.received = 0
@@ -72,197 +77,102 @@ class MqttIngest:
         self.disconnects = 0
         self.rejected: Counter[str] = Counter()
         self.last_error: str | None = None
-        self._refused = False  # the broker's CONNACK said no; the disconnect that follows is known
-        self._formats: dict[str, str] = {}
-        self._pubacks: list[tuple[int, int]] = []  # (generation, mid) of the group being acked
-        self.client = self._make_client()
-        # paho has no public call to queue raw packets; without it, ack one by one.
-        self._queue_packet = getattr(self.client, "_packet_queue", None)
+        self._formats = FormatTable(config.topics)
+        self._acks: list[tuple[int, bytes]] = []  # (generation, packet) of the group being acked
+        c = config
+        options = ConnectOptions(
+            host=c.host, port=c.port, client_id=c.client_id,
+            filters=tuple((rule.filter, c.qos) for rule in c.topics),
+            keepalive=c.keepalive, session_expiry=c.session_expiry,
+            receive_maximum=c.receive_maximum, username=c.username, password=c.password,
+            tls=tls_context(c), reconnect_min=c.reconnect_min, reconnect_max=c.reconnect_max,
+        )  # fmt: skip
+        self.connection = MqttConnection(options, self)
         sink.on_durable.append(self._flush_acks)
 
-    def _make_client(self) -> paho.Client:
-        c = self.config
-        client = paho.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=c.client_id,
-            protocol=paho.MQTTv5,
-            manual_ack=True,
-        )
-        client.max_queued_messages_set(0)
-        if c.username is not None:
-            client.username_pw_set(c.username, c.password)
-        if c.tls:
-            for key, file in (
-                ("ca_file", c.ca_file),
-                ("cert_file", c.cert_file),
-                ("key_file", c.key_file),
-            ):
-                try:
-                    if file is not None:
-                        file.open("rb").close()
-                except OSError as exc:
-                    raise ConfigError(
-                        f"mqtt.{key}",
-                        f"cannot read {file}: {exc.strerror}",
-                        "check the path and its permissions",
-                    ) from None
-            try:
-                client.tls_set(
-                    ca_certs=str(c.ca_file) if c.ca_file else None,
-                    certfile=str(c.cert_file) if c.cert_file else None,
-                    keyfile=str(c.key_file) if c.key_file else None,
-                    tls_version=ssl.PROTOCOL_TLS_CLIENT,
-                )
-            except (OSError, ssl.SSLError, ValueError) as exc:
-                raise ConfigError(
-                    "mqtt.ca_file",
-                    f"TLS setup failed: {exc}",
-                    "check ca_file, cert_file and key_file",
-                ) from exc
-        client.reconnect_delay_set(
-            min_delay=max(1, round(c.reconnect_min)), max_delay=max(1, round(c.reconnect_max))
-        )
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_connect_fail = self._on_connect_fail
-        client.on_message = self._on_message
-        return client
-
-    def _connect_properties(self) -> Properties:
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self.config.session_expiry
-        # Without this the broker sends at most its default in-flight window and waits for acks
-        # that we only send after an fsync: throughput collapses (see bench/RESULTS.md).
-        props.ReceiveMaximum = self.config.receive_maximum
-        return props
-
     def start(self) -> None:
-        c = self.config
-        self.client.connect_async(
-            c.host,
-            c.port,
-            keepalive=c.keepalive,
-            clean_start=False,
-            properties=self._connect_properties(),
-        )
-        self.client.loop_start()
+        self.connection.start()
 
     def stop(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.connection.stop()
 
     @property
     def network_thread(self) -> threading.Thread | None:
-        """paho's loop thread, for supervision: paho has no public accessor and clears it when
-        the loop ends, and an exception in paho (or in our callbacks) ends that loop for good."""
-        return cast("threading.Thread | None", getattr(self.client, "_thread", None))
+        """The connection's thread, for supervision: only a bug ends it (errors reconnect)."""
+        return self.connection.thread
 
-    # -- paho callbacks (paho's thread) ------------------------------------------------------
+    # -- connection callbacks (the connection's thread) --------------------------------------
 
-    def _on_connect(
-        self, client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
-    ) -> None:
-        if reason.is_failure:
-            self._refused = True
-            self.last_error = f"broker refused connection: {reason}"
-            log.error("%s", self.last_error)
-            return
+    def on_connected(self, generation: int, session_present: bool) -> None:
         with self._lock:
-            self._generation += 1
             self.connected = True
             self.connects += 1
-        qos = min(self.config.qos, 1)
-        # Retained messages only for a subscription the session did not hold yet: our session
-        # is persistent, so a restart must not bring every retained reading back (section 2).
-        options = SubscribeOptions(qos=qos, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
-        subscriptions = [(rule.filter, options) for rule in self.config.topics]
-        client.subscribe(subscriptions)
-        log.info(
-            "connected to %s:%d, subscribed to %s",
-            self.config.host,
-            self.config.port,
-            ", ".join(rule.filter for rule in self.config.topics),
-        )
+        log.info("connected to %s:%d, subscribed to %s (session %s)", self.config.host,
+                 self.config.port, ", ".join(rule.filter for rule in self.config.topics),
+                 "resumed" if session_present else "new")  # fmt: skip
 
-    def _on_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
-        # paho calls this inside its ``except OSError`` around connect (refused, TLS verify failed)
-        # without passing the exception; it is still the one being handled.
-        error = f"cannot connect to {self.config.host}:{self.config.port}: {sys.exc_info()[1]}"
-        if error != self.last_error:  # once per new cause, not on every retry
+    def on_refused(self, reason: str) -> None:
+        error = f"broker refused connection: {reason}"
+        if error != self.last_error:
+            log.error("%s", error)
+        self.last_error = error
+
+    def on_subscribe_refused(self, filters: list[str]) -> None:
+        self.last_error = "broker refused subscription to " + ", ".join(filters)
+        log.error("%s", self.last_error)
+
+    def on_lost(self, reason: str, stage: str) -> None:
+        where = f"{self.config.host}:{self.config.port}"
+        with self._lock:
+            was_connected, self.connected = self.connected, False
+        if stage == "refused":  # on_refused said why; the close that follows adds nothing
+            return
+        if was_connected:
+            self.disconnects += 1
+            error = f"disconnected: {reason}"
+            log.warning("disconnected from broker (%s); reconnecting", reason)
+        elif stage == "handshake":  # e.g. a TLS alert: the broker did not want our certificate
+            error = (f"connection to {where} closed before the broker accepted it ({reason}); "
+                     "the broker's log says why (client certificate?)")  # fmt: skip
+        else:
+            error = f"cannot connect to {where}: {reason}"
+        if error != self.last_error and not was_connected:  # once per cause, not per retry
             log.warning("%s; retrying", error)
         self.last_error = error
 
-    def _on_disconnect(
-        self, client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
-    ) -> None:
-        with self._lock:
-            self._generation += 1  # acks still queued for the old connection are now void
-            was_connected, self.connected = self.connected, False
-        if was_connected:
-            self.disconnects += 1
-            self.last_error = f"disconnected: {reason}"
-            log.warning("disconnected from broker (%s); reconnecting", reason)
-        elif reason.is_failure and not self._refused:  # closed before a CONNACK: e.g. TLS alert
-            error = (
-                f"connection to {self.config.host}:{self.config.port} closed before the broker "
-                f"accepted it ({reason}); the broker's log says why (client certificate?)"
-            )
-            if error != self.last_error:
-                log.warning("%s", error)
-            self.last_error = error
-        self._refused = False
-        # Jitter the backoff so a fleet restarted together does not reconnect in lockstep.
-        low = max(1, round(self.config.reconnect_min * random.uniform(1.0, 2.0)))
-        client.reconnect_delay_set(
-            min_delay=low, max_delay=max(low, round(self.config.reconnect_max))
-        )
-
-    def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
+    def on_publish(self, generation: int, message: Publish) -> None:
         self.received += 1
-        topic = message.topic
-        payload = cast(bytes, message.payload)  # paho types it bytes | bytearray; it is bytes
-        ack = (self._ack, (self._generation, message.mid, message.qos)) if message.qos else None
-        reason = validate_payload(payload, self._format_for(topic), self.config.max_payload)
+        topic, payload, qos = message.topic, message.payload, message.qos
+        ack = (self._ack, (generation, message.packet_id, qos)) if qos else None
+        reason = validate_payload(payload, self._formats.format_for(topic), self.config.max_payload)
         if reason is not None:
             self.rejected[reason] += 1
             self.sink.reject(SOURCE, topic, payload[: self.config.max_payload], reason, ack)
             return
         # A retained delivery (RETAIN set on a message sent for a subscription) is an old
         # message sent again, like a DUP redelivery: identical bytes already seen are dropped.
-        again = bool(message.dup or message.retain)
+        again = message.dup or message.retain
         self.sink.submit(
             SOURCE, topic, payload, ack, key=mqtt_key(topic, payload), redelivered=again
         )
 
-    def _format_for(self, topic: str) -> str:
-        fmt = self._formats.get(topic)
-        if fmt is None:
-            fmt = next((r.format for r in self.config.topics if _matches(r.filter, topic)), "any")
-            if len(self._formats) < 10_000:
-                self._formats[topic] = fmt
-        return fmt
-
     # -- committer thread --------------------------------------------------------------------
 
     def _ack(self, token: tuple[int, int, int]) -> None:
-        generation, mid, qos = token
-        if qos == 1 and self._queue_packet is not None:
-            with self._lock:
-                self._pubacks.append((generation, mid))
-        elif generation == self._generation:
-            self.client.ack(mid, qos)
+        generation, packet_id, qos = token
+        packet = encode_puback(packet_id) if qos == 1 else encode_pubrec(packet_id)
+        with self._lock:
+            self._acks.append((generation, packet))
 
     def _flush_acks(self, _count: int) -> None:
-        """Send the group's PUBACKs (all durable now) as one packet, in order."""
+        """Send the group's acknowledgements (all durable now) as one write, in order."""
         with self._lock:
-            pubacks, self._pubacks = self._pubacks, []
-            current = self._generation
-        if not pubacks or self._queue_packet is None:
-            return
-        pack = _PUBACK.pack
-        data = b"".join([pack(paho.PUBACK, 2, mid) for gen, mid in pubacks if gen == current])
-        if data:
-            self._queue_packet(paho.PUBACK, data, 0, 0)
+            acks, self._acks = self._acks, []
+        by_generation: dict[int, list[bytes]] = {}
+        for generation, packet in acks:
+            by_generation.setdefault(generation, []).append(packet)
+        for generation, packets in by_generation.items():
+            self.connection.send(generation, b"".join(packets))
 
     def stats(self) -> MqttStatus:
         return MqttStatus(

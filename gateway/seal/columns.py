@@ -15,6 +15,8 @@ however they are interleaved with other streams. ``CodecError`` is raised on any
 from __future__ import annotations
 
 import math
+import sys
+from array import array
 from collections import Counter
 from collections.abc import Hashable, Sequence
 
@@ -55,6 +57,14 @@ def pack_uints(values: Sequence[int]) -> bytes:
         raise ValueError("integer too large for a packed column")
     if width <= 1:
         return bytes([width]) + (bytes(values) if width else b"")
+    if width <= 8:
+        # Up to 64 bits the conversion runs in C: big-endian 8-byte words, then every plane is
+        # a strided slice (the same bytes as the to_bytes join below, several times faster).
+        words = array("Q", values)
+        if sys.byteorder == "little":
+            words.byteswap()
+        flat = words.tobytes()
+        return bytes([width]) + b"".join(flat[8 - width + plane :: 8] for plane in range(width))
     flat = b"".join(v.to_bytes(width, "big") for v in values)
     return bytes([width]) + b"".join(flat[plane::width] for plane in range(width))
 
@@ -96,10 +106,12 @@ def unpack_ints(data: bytes, count: int) -> list[int]:
 def _stream_deltas(values: Sequence[int], streams: Sequence[Hashable]) -> list[int]:
     """Each value minus the previous one of its stream (the column's previous for a new one)."""
     last: dict[Hashable, int] = {}
+    get = last.get  # bound once: this loop runs for every value of every numeric column
     previous = 0
     out: list[int] = []
+    append = out.append
     for value, stream in zip(values, streams, strict=True):
-        out.append(value - last.get(stream, previous))
+        append(value - get(stream, previous))
         last[stream] = previous = value
     return out
 

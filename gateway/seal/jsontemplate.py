@@ -48,8 +48,7 @@ MAX_HOLES = 255
 
 _TOKEN = re.compile(
     rb"""
-      (?P<punct>[\x20\t\n\r{}\[\]:,]+)
-    | (?P<key>"(?:[^"\\]|\\[\x00-\xff])*"(?=[\x20\t\n\r]*:))
+      (?P<sep>(?:[\x20\t\n\r{}\[\]:,]+|"(?:[^"\\]|\\[\x00-\xff])*"(?=[\x20\t\n\r]*:))+)
     | "(?P<str>(?:[^"\\]|\\[\x00-\xff])*)"
     | (?P<num>(?P<minus>-?)(?P<int>0|[1-9][0-9]*)(?:\.(?P<frac>[0-9]+))?(?P<exp>[eE][+-]?[0-9]+)?)
       (?![0-9A-Za-z.+\-])
@@ -103,46 +102,43 @@ def render_number(number: Number) -> bytes:
 
 def split(payload: bytes) -> tuple[Template, list[Value]] | None:
     """``payload`` as a template and its values, or ``None`` when it must be stored raw."""
+    # One findall (in C) for all tokens, then a loop over plain tuples: matching token by token
+    # from Python was most of codec v2's encode time (bench/RESULTS.md, "Sealing cost").
+    tokens = _TOKEN.findall(payload)
     pieces: list[bytes] = []
     kinds = bytearray()
     values: list[Value] = []
-    text = bytearray()
-    position, end = 0, len(payload)
-    while position < end:
-        match = _TOKEN.match(payload, position)
-        if match is None:
-            return None
-        position = match.end()
-        kind = match.lastgroup
-        if kind in ("punct", "key"):
-            text += match.group()
+    text: list[bytes] = []
+    covered = 0
+    for sep, string, num, minus, whole, fraction, exponent, literal in tokens:
+        if sep:  # punctuation, whitespace and keys: the text between two values
+            text.append(sep)
+            covered += len(sep)
             continue
-        if kind == "str":
-            text += b'"'
-            value: Value = match.group("str")
-            closing, hole = b'"', KIND_STRING
-        elif kind == "lit":
-            value = _LITERALS.index(match.group("lit"))
-            closing, hole = b"", KIND_LITERAL
-        else:
-            whole, fraction = match.group("int"), match.group("frac") or b""
-            exponent = match.group("exp") or b""
-            if (
-                len(whole) + len(fraction) > MAX_DIGITS
-                or len(fraction) > MAX_FRAC
-                or len(exponent) > MAX_EXPONENT
-            ):
+        if num:
+            covered += len(num)
+            if (len(whole) + len(fraction) > MAX_DIGITS or len(fraction) > MAX_FRAC
+                    or len(exponent) > MAX_EXPONENT):  # fmt: skip
                 return None
             mantissa = int(whole + fraction)
-            negative = bool(match.group("minus"))
-            signed = -mantissa if negative else mantissa
-            value = Number(signed, len(fraction), negative and mantissa == 0, exponent)
+            value: Value = Number(-mantissa if minus else mantissa, len(fraction),
+                                  bool(minus) and mantissa == 0, exponent)  # fmt: skip
             closing, hole = b"", KIND_NUMBER
-        pieces.append(bytes(text))
-        text = bytearray(closing)
+        elif literal:
+            covered += len(literal)
+            value, closing, hole = _LITERALS.index(literal), b"", KIND_LITERAL
+        else:  # a string value (possibly empty: every other group is empty then too)
+            covered += len(string) + 2
+            text.append(b'"')
+            value, closing, hole = string, b'"', KIND_STRING
+        pieces.append(b"".join(text))
+        text = [closing]
         kinds.append(hole)
         values.append(value)
-    pieces.append(bytes(text))
+    # findall skips what no token matches: the tokens cover the payload only if nothing was.
+    if covered != len(payload):
+        return None
+    pieces.append(b"".join(text))
     if not values or len(values) > MAX_HOLES:
         return None
     template = Template(tuple(pieces), bytes(kinds))

@@ -1,7 +1,7 @@
 """Status: an immutable snapshot of the gateway built from one typed value per component, as
-JSON (/status) and as Prometheus text (/metrics). Never secrets."""
+JSON (/status) and as Prometheus text (/metrics, in ``prometheus``: loaded only when asked).
+Never secrets."""
 
-from gateway.status.prometheus import prometheus_text
 from gateway.status.sections import (
     ClockStatus,
     DiskStatus,
@@ -34,5 +34,4 @@ __all__ = [
     "SpoolStatus",
     "StatusSnapshot",
     "StorageStatus",
-    "prometheus_text",
 ]
